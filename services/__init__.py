@@ -1,0 +1,1 @@
+"""The five service processes. Each package only wires library objects together."""

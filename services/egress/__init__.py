@@ -1,0 +1,1 @@
+"""The egress service process."""

@@ -1,0 +1,12 @@
+"""Entry point of the egress process (`greentic egress`): wiring only."""
+
+from greentic.providers.egress import EgressService
+from greentic.service.entry import run_main
+
+
+def main() -> None:
+    run_main(lambda settings: EgressService(settings))
+
+
+if __name__ == "__main__":
+    main()

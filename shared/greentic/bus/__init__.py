@@ -1,0 +1,1 @@
+"""NATS plumbing: subjects, headers, connection, JetStream topology and the consumer loop."""

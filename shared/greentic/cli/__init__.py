@@ -1,0 +1,1 @@
+"""The `greentic` command line."""

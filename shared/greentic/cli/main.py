@@ -1,0 +1,31 @@
+"""`greentic`: one CLI for running, talking to and watching the platform."""
+
+import importlib
+
+import click
+
+from greentic.cli.processes import SERVICES
+from greentic.cli.send import send
+from greentic.cli.tap import tap
+from greentic.cli.up import up
+
+
+@click.group()
+@click.version_option(package_name="greentic")
+def cli() -> None:
+    """Greentic for Python: chat flows over NATS, on WebAssembly."""
+
+
+def _service_command(service: str) -> click.Command:
+    def run() -> None:
+        importlib.import_module(f"greentic_services.{service.replace('-', '_')}.main").main()
+
+    return click.Command(service, callback=run,
+                         help=f"Run the {service} service (configured by GREENTIC_* variables).")
+
+
+for _service in SERVICES:
+    cli.add_command(_service_command(_service))
+cli.add_command(up)
+cli.add_command(send)
+cli.add_command(tap)

@@ -1,0 +1,1 @@
+"""Configuration: environment settings (12-factor) and the bundle file."""

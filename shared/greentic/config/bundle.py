@@ -1,0 +1,119 @@
+"""The bundle: which tenants exist, their teams and channels, and the packs bound to them."""
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from greentic.bus.subjects import validate_token
+from greentic.errors import ConfigError, SubjectError
+from greentic.types.envelope import FlowRef
+from greentic.types.tenant import TenantCtx
+
+
+class PackSource(msgspec.Struct, forbid_unknown_fields=True):
+    """Where a pack comes from. `path` is a pack source directory (dev mode, unsigned)."""
+
+    path: str
+
+
+class Channel(msgspec.Struct, forbid_unknown_fields=True):
+    """One provider instance (e.g. a WebChat widget, a Slack app) and the flow it talks to."""
+
+    provider: str
+    flow: str
+    """`<pack>/<flow id>` handling this channel's messages."""
+    config: dict[str, Any] = {}
+    """Provider settings; for webchat: `secret`, `anonymous`."""
+
+
+class Team(msgspec.Struct, forbid_unknown_fields=True):
+    channels: dict[str, Channel] = {}
+
+
+class Tenant(msgspec.Struct, forbid_unknown_fields=True):
+    packs: list[str] = []
+    """Packs this tenant may use; nothing else is visible to it."""
+    teams: dict[str, Team] = {}
+
+
+class Bundle(msgspec.Struct, forbid_unknown_fields=True):
+    """A deployment's tenants and packs (`greentic.demo.yaml`)."""
+
+    packs: dict[str, PackSource] = {}
+    tenants: dict[str, Tenant] = {}
+    base_dir: str = ""
+    """Directory relative paths are resolved against (set by the loader)."""
+
+    def channel(self, ctx: TenantCtx, channel: str) -> Channel | None:
+        """The channel `channel` of tenant/team `ctx`, or None when the bundle has none."""
+        tenant = self.tenants.get(ctx.tenant)
+        team = tenant.teams.get(ctx.team) if tenant else None
+        return team.channels.get(channel) if team else None
+
+    def flow_for(self, ctx: TenantCtx, channel: str) -> FlowRef | None:
+        """The flow bound to a tenant's channel."""
+        found = self.channel(ctx, channel)
+        if found is None:
+            return None
+        pack, _, flow = found.flow.partition("/")
+        return FlowRef(pack, flow)
+
+    def channels(self, env: str) -> list[tuple[TenantCtx, str, Channel]]:
+        """Every channel of every tenant and team."""
+        return [(TenantCtx(env, tenant_id, team_id), channel_id, channel)
+                for tenant_id, tenant in self.tenants.items()
+                for team_id, team in tenant.teams.items()
+                for channel_id, channel in team.channels.items()]
+
+    def pack_dir(self, pack_id: str) -> Path:
+        """The source directory of a dev-mode pack."""
+        return (Path(self.base_dir) / self.packs[pack_id].path).resolve()
+
+
+def _check(bundle: Bundle, file: str) -> None:
+    for tenant_id, tenant in bundle.tenants.items():
+        for name, value in (("tenant", tenant_id), *(("team", t) for t in tenant.teams)):
+            _token(file, name, value)
+        for pack in tenant.packs:
+            if pack not in bundle.packs:
+                raise ConfigError(f"{file}: tenants.{tenant_id}.packs names unknown pack {pack!r}")
+        for team_id, team in tenant.teams.items():
+            for channel_id, channel in team.channels.items():
+                where = f"tenants.{tenant_id}.teams.{team_id}.channels.{channel_id}"
+                _token(file, "channel", channel_id)
+                pack, slash, flow = channel.flow.partition("/")
+                if not slash or not pack or not flow:
+                    raise ConfigError(f"{file}: {where}.flow must be '<pack>/<flow>', "
+                                      f"not {channel.flow!r}")
+                if pack not in tenant.packs:
+                    raise ConfigError(f"{file}: {where}.flow uses pack {pack!r}, which tenant "
+                                      f"{tenant_id!r} is not given (tenants.{tenant_id}.packs)")
+    for pack_id in bundle.packs:
+        _token(file, "pack", pack_id)
+
+
+def _token(file: str, field: str, value: str) -> None:
+    try:
+        validate_token(field, value)
+    except SubjectError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read and check a bundle file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read bundle {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        bundle = msgspec.convert(data or {}, Bundle)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    bundle.base_dir = str(path.resolve().parent)
+    _check(bundle, str(path))
+    return bundle

@@ -1,0 +1,77 @@
+"""Settings from `GREENTIC_*` environment variables, decoded into one typed Struct."""
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+from greentic.bus.subjects import validate_token
+from greentic.errors import ConfigError, SubjectError
+
+PREFIX = "GREENTIC_"
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Every knob of every service; each field is read from GREENTIC_<FIELD>."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    """NATS server(s), comma-separated."""
+    env: str = "dev"
+    """Environment token in every subject (dev, staging, prod…)."""
+    bundle: str = "greentic.yaml"
+    """Path of the bundle file: tenants, teams, channels, packs."""
+    health_host: str = "0.0.0.0"
+    """Address of the /healthz and /readyz server."""
+    health_port: Port = 8081
+    """Port of the /healthz and /readyz server (0 picks a free one)."""
+    http_host: str = "0.0.0.0"
+    """Ingress: address of the public HTTP server (webhooks, WebChat)."""
+    http_port: Port = 8080
+    """Ingress: port of the public HTTP server."""
+    public_url: str = ""
+    """Ingress: the URL users reach it at (default http://127.0.0.1:<http_port>)."""
+    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024
+    """Ingress: request bodies above this are refused with 413."""
+    ack_wait_s: Positive = 30.0
+    """Seconds a consumer waits for an ack before redelivering (a crashed worker's messages)."""
+    max_deliver: Annotated[int, msgspec.Meta(ge=2)] = 5
+    """Deliveries of one message before it is dead-lettered."""
+    fetch_batch: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
+    """Messages fetched per pull request."""
+    drain_timeout_s: Positive = 20.0
+    """On SIGTERM, how long in-flight work may take before the service exits anyway."""
+    flow_poll_s: Positive = 1.0
+    """Pack-loader: how often dev pack sources are checked for changed flow files."""
+    webchat_token_key: str = ""
+    """Ingress: key signing Direct Line tokens; set the same value on every ingress replica."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level of the JSON logs on stderr."""
+    log_format: Literal["json", "console"] = "json"
+    """`console` for humans, `json` for machines."""
+
+    def __post_init__(self) -> None:
+        try:
+            validate_token("env", self.env)
+        except SubjectError as exc:
+            raise ConfigError(f"{PREFIX}ENV: {exc}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment; a bad value fails naming its variable."""
+    environ = os.environ if environ is None else environ
+    fields = set(Settings.__struct_fields__)
+    raw = {name: environ[PREFIX + name.upper()] for name in fields
+           if PREFIX + name.upper() in environ}
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec says "... - at `$.field`"; name the variable instead
+        message = str(exc)
+        for name in fields:
+            if f"$.{name}`" in message:
+                message = f"{PREFIX}{name.upper()}={raw.get(name)!r}: {message.split(' - at ')[0]}"
+                break
+        raise ConfigError(message) from None

@@ -1,0 +1,44 @@
+"""One root error; subclasses carry the fields a caller can act on."""
+
+
+class GreenticError(Exception):
+    """Root of every error this library raises on purpose."""
+
+
+class ConfigError(GreenticError):
+    """A setting or bundle entry is wrong; the message names the variable or field."""
+
+
+class SubjectError(GreenticError):
+    """A value cannot be used as a NATS subject token."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"{field} {value!r} is not a valid subject token: {reason}")
+        self.field = field
+        self.value = value
+
+
+class EnvelopeError(GreenticError):
+    """Bytes on the wire are not a readable envelope."""
+
+
+class FlowError(GreenticError):
+    """A flow cannot be loaded or run; the message names the file and node."""
+
+    def __init__(self, message: str, *, file: str = "", node: str = "") -> None:
+        where = ":".join(p for p in (file, f"node '{node}'" if node else "") if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.node = node
+
+
+class RoutingError(GreenticError):
+    """No flow is bound to a message's tenant/team/channel."""
+
+
+class DeadLetter(GreenticError):
+    """This message can never succeed (garbage, unknown tenant); dead-letter it now."""
+
+
+class RetryLater(GreenticError):
+    """This message may succeed later (a flow not loaded yet, a provider down)."""

@@ -1,0 +1,1 @@
+"""Messaging channels: each provider owns its ingress routes, verification and egress sender."""

@@ -1,0 +1,75 @@
+"""ingress: the public HTTP server. Verifies, normalises and publishes; answers only after
+the publish is acknowledged by JetStream."""
+
+import asyncio
+import secrets
+from typing import Any
+
+import nats.errors
+import structlog
+from aiohttp import web
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from greentic.config.bundle import Bundle
+from greentic.config.settings import Settings
+from greentic.providers.webchat.directline import DirectLine
+
+log = structlog.get_logger(__name__)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every failure is a clear 4xx/5xx; nothing crashes the server."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return web.json_response({"error": {"code": exc.reason, "message": exc.text}},
+                                     status=exc.status)
+        raise
+    except (nats.errors.Error, TimeoutError) as exc:
+        log.warning("publish failed", path=request.path, error=repr(exc))
+        return web.json_response({"error": {"code": "ServiceUnavailable",
+                                            "message": "message bus unavailable; retry"}},
+                                 status=503, headers={"Retry-After": "1"})
+
+
+class IngressService:
+    name = "ingress"
+
+    def __init__(self, settings: Settings, bundle: Bundle) -> None:
+        self.settings = settings
+        self.bundle = bundle
+        self._runner: web.AppRunner | None = None
+        self._directline: DirectLine | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self, nc: Client, js: JetStreamContext) -> None:
+        key = self.settings.webchat_token_key
+        if not key:
+            key = secrets.token_hex(32)
+            log.warning("GREENTIC_WEBCHAT_TOKEN_KEY is not set; using a random key, so tokens "
+                        "are valid on this replica only")
+        public_url = self.settings.public_url or f"http://127.0.0.1:{self.settings.http_port}"
+        self._directline = DirectLine(js, self.bundle, self.settings.env, key.encode(),
+                                      public_url)
+        app = web.Application(client_max_size=self.settings.max_body_bytes,
+                              middlewares=[_errors])
+        app.add_routes(self._directline.routes())
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        log.info("http listening", url=public_url, webchat=f"{public_url}/webchat/")
+
+    async def run(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()  # stops accepting, finishes in-flight requests
+        self._stopped.set()
+
+    def stats(self) -> dict[str, Any]:
+        return {"published": self._directline.published if self._directline else 0}

@@ -1,0 +1,1 @@
+"""The executor core: flow registry fed from NATS, turn execution, reply publishing."""

@@ -1,0 +1,60 @@
+"""Executors' view of the flow index: watched from KV, compiled once per version."""
+
+import asyncio
+
+import msgspec
+import structlog
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from greentic.errors import FlowError
+from greentic.flow.engine import FlowEngine, PreparedFlow
+from greentic.flow.loader import load_flow
+from greentic.pack.index import decode_flow_document, flow_key
+from greentic.types.envelope import FlowRef
+from greentic.types.tenant import TenantCtx
+
+log = structlog.get_logger(__name__)
+
+
+class FlowRegistry:
+    """Prepared flows by KV key; a changed version replaces the old one atomically."""
+
+    def __init__(self, engine: FlowEngine) -> None:
+        self.engine = engine
+        self._flows: dict[str, PreparedFlow] = {}
+        self.loaded = asyncio.Event()
+        """Set once the index's current content has been read."""
+
+    def get(self, ctx: TenantCtx, ref: FlowRef) -> PreparedFlow | None:
+        """The flow `ref` as published for `ctx`'s tenant (never another tenant's)."""
+        return self._flows.get(flow_key(ctx.env, ctx.tenant, ref.pack, ref.flow))
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    async def follow(self, kv: KeyValue) -> None:
+        """Apply index updates until cancelled."""
+        watcher = await kv.watchall()
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    self.loaded.set()
+                    continue
+                self._apply(entry.key, entry.operation, entry.value)
+        finally:
+            await watcher.stop()
+
+    def _apply(self, key: str, operation: str | None, value: bytes | None) -> None:
+        if operation in (KV_DEL, KV_PURGE):
+            self._flows.pop(key, None)
+            log.info("flow removed", key=key)
+            return
+        try:
+            document = decode_flow_document(value or b"")
+            prepared = self.engine.prepare(load_flow(document.source, document.file))
+        except (msgspec.DecodeError, FlowError) as exc:
+            log.error("flow in index is unusable; keeping the previous version", key=key,
+                      error=str(exc))
+            return
+        self._flows[key] = prepared
+        log.info("flow loaded", key=key, version=prepared.flow.version[:12])

@@ -1,0 +1,1 @@
+"""What every service process shares: lifecycle, health endpoints, signal handling."""

@@ -1,0 +1,25 @@
+"""The `main` of every service process: settings → objects → run. No logic here."""
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+from greentic.config.settings import Settings, load_settings
+from greentic.errors import ConfigError
+from greentic.service.host import Service, run_service
+
+
+def run_main(build: Callable[[Settings], Service]) -> None:
+    """Read config, build the service, run it until SIGTERM; config errors exit 2 with the cause."""
+    try:
+        settings = load_settings()
+        service = build(settings)
+    except ConfigError as exc:
+        print(f"greentic: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run_service(service, settings))
+    else:
+        uvloop.run(run_service(service, settings))

@@ -1,0 +1,69 @@
+"""The shape shared by router, executor and egress: one hop's consumer, one handler."""
+
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from greentic.bus.subjects import Stage, parse_message_subject
+from greentic.bus.topology import HOPS, ensure_consumer
+from greentic.bus.worker import HopWorker
+from greentic.config.settings import Settings
+from greentic.errors import DeadLetter, EnvelopeError, SubjectError
+from greentic.types.envelope import Envelope, decode_envelope
+
+
+def read_envelope(subject: str, data: bytes) -> Envelope:
+    """Decode a hop's message and check it against its subject; DeadLetter if it never can be."""
+    try:
+        where = parse_message_subject(subject)
+        envelope = decode_envelope(data)
+    except (SubjectError, EnvelopeError) as exc:
+        raise DeadLetter(str(exc)) from None
+    if envelope.ctx != where.ctx or envelope.channel != where.channel:
+        raise DeadLetter("envelope tenant/channel does not match its subject")
+    return envelope
+
+
+class HopService:
+    """Reads the stream of `stage` with the shared durable consumer and calls `handle`."""
+
+    name = "hop"
+    stage: Stage
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._worker: HopWorker | None = None
+        self._js: JetStreamContext | None = None
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "start() first"
+        return self._js
+
+    async def prepare(self) -> None:
+        """Hook: what must be ready before the first message is fetched."""
+
+    async def start(self, nc: Client, js: JetStreamContext) -> None:
+        self._js = js
+        await self.prepare()
+        hop = HOPS[self.stage]
+        await ensure_consumer(js, hop, ack_wait_s=self.settings.ack_wait_s,
+                              max_deliver=self.settings.max_deliver)
+        self._worker = HopWorker(js, hop, self.handle, max_deliver=self.settings.max_deliver,
+                                 batch=self.settings.fetch_batch)
+
+    async def run(self) -> None:
+        assert self._worker is not None
+        await self._worker.run()
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            await self._worker.stop()
+
+    def stats(self) -> dict[str, Any]:
+        return self._worker.stats() if self._worker else {}
+
+    async def handle(self, msg: Msg) -> None:
+        raise NotImplementedError
