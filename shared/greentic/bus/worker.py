@@ -56,10 +56,9 @@ class HopWorker:
             while not self._stopping.is_set():
                 try:
                     msgs = await sub.fetch(self.batch, timeout=1.0)
-                except nats.errors.TimeoutError:
-                    continue
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                        nats.errors.NoRespondersError) as exc:
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue  # nats-py raises either, depending on where the wait ended
+                except nats.errors.Error as exc:  # reconnecting, closed, no responders…
                     log.warning("fetch failed; retrying", hop=self.hop.stage, error=repr(exc))
                     await asyncio.sleep(0.5)
                     continue
