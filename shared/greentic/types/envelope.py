@@ -33,7 +33,7 @@ class FlowRef(msgspec.Struct, frozen=True):
     flow: str
 
 
-class Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Envelope(msgspec.Struct, kw_only=True):
     """One chat message on its way through ingress → router → executor → egress.
 
     New fields get defaults and go last, so older services keep decoding newer envelopes.
