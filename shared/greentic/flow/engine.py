@@ -1,7 +1,9 @@
-"""Runs one turn of a flow: node after node until the flow ends or replies.
+"""Runs one turn of a flow: node after node until the flow ends, replies or waits for input.
 
-Operations are looked up in a registry so that later work (component.exec, session.wait,
-state.*) adds entries without touching the routing logic.
+The engine is pure: it gets the inbound message and, for a conversation that paused, the
+snapshot to resume from; it returns replies and, when the flow waits, the snapshot to store.
+Persistence is the executor's job. Operations are looked up in a registry, so later work
+(component.exec, state.*, mcp) adds entries without touching the routing logic.
 """
 
 from collections.abc import Awaitable, Callable
@@ -25,28 +27,60 @@ class Reply(msgspec.Struct, omit_defaults=True):
     buttons: list[Button] = []
 
 
+class FlowSnapshot(msgspec.Struct, kw_only=True):
+    """A paused flow: the next message of the conversation resumes at `node`."""
+
+    pack: str
+    flow: str
+    version: str
+    """sha256 of the flow source the conversation paused in."""
+    node: str
+    state: dict[str, Any] = {}
+    """What the flow keeps between turns (`{{state.…}}` in templates)."""
+
+
 class TurnResult(msgspec.Struct):
-    """What one turn produced: replies in order and the node ids it ran."""
+    """What one turn produced: replies in order, the node ids it ran, and where it paused."""
 
     replies: list[Reply]
     steps: list[str]
+    paused: FlowSnapshot | None = None
 
 
 @dataclass(frozen=True)
 class NodeOutcome:
-    """An operation's result: a status for routing and an output for later templates."""
+    """An operation's result: a status for routing, an output for later templates, and
+    `wait=True` to pause the flow after routing until the conversation's next message."""
 
     output: Any
     status: str = "ok"
+    wait: bool = False
+
+
+@dataclass
+class Turn:
+    """What operations see of the turn in progress."""
+
+    envelope: Envelope
+    """The inbound message (TenantCtx, conversation, sender…)."""
+    context: dict[str, Any]
+    """The template context: in, input, prev, node, state, flow."""
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.context["state"]
 
 
 Render = Callable[[dict[str, Any]], Any]
-Operation = Callable[[Node, Render, dict[str, Any]], Awaitable[NodeOutcome]]
+Operation = Callable[[Node, Any, Turn], Awaitable[NodeOutcome]]
+"""(node, its arguments rendered for this turn, the turn) → outcome."""
 
 
-async def _handlebars(_node: Node, render: Render, context: dict[str, Any]) -> NodeOutcome:
-    rendered = render(context)
+async def _handlebars(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
     return NodeOutcome(rendered if isinstance(rendered, dict) else {"text": rendered})
+
+
+BUILTIN_OPERATIONS: dict[str, Operation] = {"templating.handlebars": _handlebars}
 
 
 @dataclass(frozen=True)
@@ -55,6 +89,7 @@ class PreparedFlow:
 
     flow: Flow
     renderers: dict[str, Render]
+    pack: str = ""
 
 
 def _reply_from(output: Any) -> Reply | None:
@@ -80,10 +115,9 @@ def input_context(envelope: Envelope) -> dict[str, Any]:
 class FlowEngine:
     """Prepares flows and runs their turns."""
 
-    operations: dict[str, Operation] = field(
-        default_factory=lambda: {"templating.handlebars": _handlebars})
+    operations: dict[str, Operation] = field(default_factory=lambda: dict(BUILTIN_OPERATIONS))
 
-    def prepare(self, flow: Flow) -> PreparedFlow:
+    def prepare(self, flow: Flow, pack: str = "") -> PreparedFlow:
         """Compile a flow's templates; raises FlowError naming the node with a bad template."""
         renderers = {}
         for node in flow.nodes.values():
@@ -91,18 +125,24 @@ class FlowEngine:
                 renderers[node.id] = compile_value(node.args)
             except ValueError as exc:
                 raise FlowError(str(exc), file=flow.file, node=node.id) from None
-        return PreparedFlow(flow, renderers)
+        return PreparedFlow(flow, renderers, pack)
 
-    async def run_turn(self, prepared: PreparedFlow, envelope: Envelope) -> TurnResult:
-        """Run from the start node until the flow ends or replies."""
+    async def run_turn(self, prepared: PreparedFlow, envelope: Envelope,
+                       resume: FlowSnapshot | None = None) -> TurnResult:
+        """Run from the start node (or where `resume` paused) until the flow ends, replies or
+        waits."""
         flow = prepared.flow
         message = input_context(envelope)
         outputs: dict[str, Any] = {}
-        context: dict[str, Any] = {"in": {"input": message}, "input": message, "node": outputs,
-                                   "prev": {}, "state": {}, "flow": {}}
+        turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": outputs,
+                               "prev": {}, "state": dict(resume.state) if resume else {},
+                               "flow": {}})
         replies: list[Reply] = []
         steps: list[str] = []
-        node_id: str | None = flow.start
+        node_id: str | None = resume.node if resume else flow.start
+        if node_id not in flow.nodes:
+            raise FlowError(f"cannot resume at node {node_id!r}: not in this flow version",
+                            file=flow.file)
         last_output: Any = None
         while node_id is not None:
             if len(steps) >= MAX_STEPS_PER_TURN:
@@ -114,9 +154,9 @@ class FlowEngine:
             if operation is None:
                 raise FlowError(f"operation {node.op!r} is not supported by this runner",
                                 file=flow.file, node=node_id)
-            outcome = await operation(node, prepared.renderers[node_id], context)
+            outcome = await operation(node, prepared.renderers[node_id](turn.context), turn)
             outputs[node_id] = last_output = outcome.output
-            context["prev"] = outcome.output
+            turn.context["prev"] = outcome.output
             node_id = None
             for route in node.routes:
                 if route.status is not None and route.status != outcome.status:
@@ -128,6 +168,14 @@ class FlowEngine:
                 if route.to is not None:
                     node_id = route.to
                 break
+            if outcome.wait:
+                if (reply := _reply_from(outcome.output)) is not None:
+                    replies.append(reply)
+                if node_id is None:
+                    break
+                return TurnResult(replies, steps, FlowSnapshot(
+                    pack=prepared.pack, flow=flow.id, version=flow.version, node=node_id,
+                    state=turn.state))
         if not replies and flow.type == "messaging" and (reply := _reply_from(last_output)):
             replies.append(reply)  # a messaging flow that ends answers with its last output
         return TurnResult(replies, steps)

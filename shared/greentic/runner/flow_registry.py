@@ -51,7 +51,8 @@ class FlowRegistry:
             return
         try:
             document = decode_flow_document(value or b"")
-            prepared = self.engine.prepare(load_flow(document.source, document.file))
+            prepared = self.engine.prepare(load_flow(document.source, document.file),
+                                           document.pack)
         except (msgspec.DecodeError, FlowError) as exc:
             log.error("flow in index is unusable; keeping the previous version", key=key,
                       error=str(exc))
