@@ -14,8 +14,9 @@ ALLOWED = {
     "telemetry": set(),
     "config": {"types", "bus", "errors"},
     "flow": {"types", "errors"},
+    "state": {"types", "bus", "errors"},
     "pack": {"flow", "types", "bus", "config", "errors"},
-    "runner": {"flow", "pack", "types", "bus", "config", "errors", "service"},
+    "runner": {"flow", "pack", "state", "types", "bus", "config", "errors", "service"},
 }
 
 
