@@ -4,6 +4,7 @@ import importlib
 
 import click
 
+from greentic.cli.flow import flow
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
 from greentic.cli.tap import tap
@@ -27,5 +28,6 @@ def _service_command(service: str) -> click.Command:
 for _service in SERVICES:
     cli.add_command(_service_command(_service))
 cli.add_command(up)
+cli.add_command(flow)
 cli.add_command(send)
 cli.add_command(tap)

@@ -1,17 +1,18 @@
 """Flows (`.ygtc`): loader → typed IR → engine."""
 
-from greentic.flow.engine import (
-    FlowEngine,
+from greentic.flow.engine import FlowEngine, PreparedFlow
+from greentic.flow.loader import Diagnostic, FlowValidationError, check_flow, load_flow
+from greentic.flow.model import Flow, Node, Route
+from greentic.flow.turn import (
     FlowSnapshot,
+    NodeError,
     NodeOutcome,
     Operation,
-    PreparedFlow,
     Reply,
     Turn,
     TurnResult,
 )
-from greentic.flow.loader import load_flow
-from greentic.flow.model import Flow, Node, Route
 
-__all__ = ["Flow", "FlowEngine", "FlowSnapshot", "Node", "NodeOutcome", "Operation",
-           "PreparedFlow", "Reply", "Route", "Turn", "TurnResult", "load_flow"]
+__all__ = ["Diagnostic", "Flow", "FlowEngine", "FlowSnapshot", "FlowValidationError", "Node",
+           "NodeError", "NodeOutcome", "Operation", "PreparedFlow", "Reply", "Route", "Turn",
+           "TurnResult", "check_flow", "load_flow"]

@@ -6,95 +6,38 @@ Persistence is the executor's job. Operations are looked up in a registry, so la
 (component.exec, state.*, mcp) adds entries without touching the routing logic.
 """
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from greentic.errors import FlowError
+from greentic.flow.condition import Condition, compile_condition
 from greentic.flow.model import Flow, Node
+from greentic.flow.questions import ask_questions
 from greentic.flow.templating import compile_value
+from greentic.flow.turn import (
+    FlowResolver,
+    FlowSnapshot,
+    NodeError,
+    NodeOutcome,
+    Operation,
+    Reply,
+    Turn,
+    TurnResult,
+)
 from greentic.types.envelope import Button, Envelope
 
 MAX_STEPS_PER_TURN = 100
-
-
-class Reply(msgspec.Struct, omit_defaults=True):
-    """A message the flow sends back to the user."""
-
-    text: str = ""
-    buttons: list[Button] = []
-
-
-class FlowSnapshot(msgspec.Struct, kw_only=True):
-    """A paused flow: the next message of the conversation resumes at `node`."""
-
-    pack: str
-    flow: str
-    version: str
-    """sha256 of the flow source the conversation paused in."""
-    node: str
-    state: dict[str, Any] = {}
-    """What the flow keeps between turns (`{{state.…}}` in templates)."""
-
-
-class TurnResult(msgspec.Struct):
-    """What one turn produced: replies in order, the node ids it ran, and where it paused."""
-
-    replies: list[Reply]
-    steps: list[str]
-    paused: FlowSnapshot | None = None
-
-
-@dataclass(frozen=True)
-class NodeOutcome:
-    """An operation's result: a status for routing, an output for later templates, and
-    `wait=True` to pause the flow after routing until the conversation's next message."""
-
-    output: Any
-    status: str = "ok"
-    wait: bool = False
-
-
-@dataclass
-class Turn:
-    """What operations see of the turn in progress."""
-
-    envelope: Envelope
-    """The inbound message (TenantCtx, conversation, sender…)."""
-    context: dict[str, Any]
-    """The template context: in, input, prev, node, state, flow."""
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return self.context["state"]
-
-
 Render = Callable[[dict[str, Any]], Any]
-Operation = Callable[[Node, Any, Turn], Awaitable[NodeOutcome]]
-"""(node, its arguments rendered for this turn, the turn) → outcome."""
+MAX_FLOW_CALL_DEPTH = 8
+DEFAULT_NODE_TIMEOUT_MS = 30_000
 
 
-async def _handlebars(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
-    return NodeOutcome(rendered if isinstance(rendered, dict) else {"text": rendered})
-
-
-BUILTIN_OPERATIONS: dict[str, Operation] = {"templating.handlebars": _handlebars}
-
-
-@dataclass(frozen=True)
-class PreparedFlow:
-    """A flow with every template compiled (done once per flow version, never per message)."""
-
-    flow: Flow
-    renderers: dict[str, Render]
-    pack: str = ""
-
-
-def _reply_from(output: Any) -> Reply | None:
+def reply_from(output: Any) -> Reply | None:
+    """The reply an output stands for: `{text, buttons}` or a plain string."""
     if isinstance(output, str):
-        return Reply(text=output)
+        return Reply(text=output) if output else None
     if not isinstance(output, dict) or not (output.get("text") or output.get("buttons")):
         return None
     buttons = [Button(title=str(b), value=str(b)) if not isinstance(b, dict)
@@ -104,78 +47,218 @@ def _reply_from(output: Any) -> Reply | None:
     return Reply(text=str(output.get("text") or ""), buttons=buttons)
 
 
+async def _handlebars(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
+    return NodeOutcome(rendered if isinstance(rendered, dict) else {"text": rendered})
+
+
+async def _emit_response(_node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
+    output = rendered if isinstance(rendered, dict) else {"text": rendered}
+    if (reply := reply_from(output)) is not None:
+        turn.replies.append(reply)
+    return NodeOutcome(output)
+
+
+async def _session_wait(node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
+    """First visit: send the prompt and pause here. On the next message: continue, routing on
+    that message (its input is what the conditions see)."""
+    if turn.resumed_node == node.id:
+        return NodeOutcome(dict(turn.context["input"]))
+    output = rendered if isinstance(rendered, dict) else {"text": rendered or ""}
+    return NodeOutcome(output, wait=True, resume_at=node.id)
+
+
+async def _flow_goto(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
+    target = rendered.get("flow") if isinstance(rendered, dict) else rendered
+    return NodeOutcome({"flow": target}, goto=str(target))
+
+
+BUILTIN_OPERATIONS: dict[str, Operation] = {
+    "templating.handlebars": _handlebars,
+    "emit.response": _emit_response,
+    "session.wait": _session_wait,
+    "flow.goto": _flow_goto,
+    "questions": ask_questions,
+}
+
+
+@dataclass(frozen=True)
+class PreparedFlow:
+    """A flow with every template and condition compiled (once per flow version)."""
+
+    flow: Flow
+    renderers: dict[str, Render]
+    conditions: dict[tuple[str, int], Condition]
+    pack: str = ""
+
+
 def input_context(envelope: Envelope) -> dict[str, Any]:
     """What templates see of the incoming message as `in.input` and `input`."""
-    return {"text": envelope.text, "value": envelope.value, "sender": envelope.sender,
+    text = envelope.text or ""
+    try:
+        number: float | None = float(text.strip().replace(",", "."))
+    except ValueError:
+        number = None
+    if number is not None and number != number:  # NaN
+        number = None
+    return {"text": text, "normalized": " ".join(text.lower().split()), "number": number,
+            "is_number": number is not None, "value": envelope.value, "sender": envelope.sender,
             "conversation": envelope.conversation, "channel": envelope.channel,
             "provider": envelope.provider, "id": envelope.id}
+
+
+@dataclass
+class _Stop:
+    kind: str  # "end" | "reply" | "wait"
+    snapshot: FlowSnapshot | None = None
 
 
 @dataclass
 class FlowEngine:
     """Prepares flows and runs their turns."""
 
-    operations: dict[str, Operation] = field(default_factory=lambda: dict(BUILTIN_OPERATIONS))
+    operations: dict[str, Operation] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.operations = {**BUILTIN_OPERATIONS, "flow.call": self._flow_call,
+                           **self.operations}
 
     def prepare(self, flow: Flow, pack: str = "") -> PreparedFlow:
-        """Compile a flow's templates; raises FlowError naming the node with a bad template."""
-        renderers = {}
+        """Compile a flow's templates and conditions; FlowError names the node at fault."""
+        renderers, conditions = {}, {}
         for node in flow.nodes.values():
             try:
                 renderers[node.id] = compile_value(node.args)
+                for index, route in enumerate(node.routes):
+                    if route.condition is not None:
+                        conditions[(node.id, index)] = compile_condition(route.condition)
             except ValueError as exc:
                 raise FlowError(str(exc), file=flow.file, node=node.id) from None
-        return PreparedFlow(flow, renderers, pack)
+        return PreparedFlow(flow, renderers, conditions, pack)
 
     async def run_turn(self, prepared: PreparedFlow, envelope: Envelope,
-                       resume: FlowSnapshot | None = None) -> TurnResult:
-        """Run from the start node (or where `resume` paused) until the flow ends, replies or
-        waits."""
-        flow = prepared.flow
+                       resume: FlowSnapshot | None = None,
+                       resolve: FlowResolver | None = None) -> TurnResult:
+        """Run from the start node (or where `resume` paused) until the flow ends, replies
+        or waits. `resolve` finds other flows of the same pack (flow.call, flow.goto)."""
+        node_id = prepared.flow.start
+        state: dict[str, Any] = {}
+        if resume is not None:
+            if resume.flow != prepared.flow.id:
+                prepared = self._resolve(resolve, resume.flow, prepared.flow)
+            if resume.node in prepared.flow.nodes:
+                node_id, state = resume.node, dict(resume.state)
         message = input_context(envelope)
-        outputs: dict[str, Any] = {}
-        turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": outputs,
-                               "prev": {}, "state": dict(resume.state) if resume else {},
-                               "flow": {}})
-        replies: list[Reply] = []
-        steps: list[str] = []
-        node_id: str | None = resume.node if resume else flow.start
-        if node_id not in flow.nodes:
-            raise FlowError(f"cannot resume at node {node_id!r}: not in this flow version",
-                            file=flow.file)
+        turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": {},
+                               "prev": {}, "state": state, "flow": prepared.flow.parameters},
+                    [], resumed_node=node_id if resume is not None else None, resolve=resolve)
+        stop = await self._run(prepared, turn, node_id)
+        return TurnResult(turn.replies, turn.steps, stop.snapshot)
+
+    def _resolve(self, resolve: FlowResolver | None, flow_id: str, caller: Flow) -> PreparedFlow:
+        found = resolve(flow_id) if resolve is not None else None
+        if found is None:
+            raise FlowError(f"flow {flow_id!r} is not available in this pack", file=caller.file)
+        return found
+
+    async def _run(self, prepared: PreparedFlow, turn: Turn, node_id: str | None) -> _Stop:
         last_output: Any = None
         while node_id is not None:
-            if len(steps) >= MAX_STEPS_PER_TURN:
+            flow = prepared.flow
+            if len(turn.steps) >= MAX_STEPS_PER_TURN:
                 raise FlowError(f"more than {MAX_STEPS_PER_TURN} steps in one turn (a loop?)",
                                 file=flow.file, node=node_id)
             node = flow.nodes[node_id]
-            steps.append(node_id)
-            operation = self.operations.get(node.op)
-            if operation is None:
-                raise FlowError(f"operation {node.op!r} is not supported by this runner",
-                                file=flow.file, node=node_id)
-            outcome = await operation(node, prepared.renderers[node_id](turn.context), turn)
-            outputs[node_id] = last_output = outcome.output
+            turn.steps.append(node_id if turn.depth == 0 else f"{flow.id}/{node_id}")
+            outcome = await self._execute(prepared, node, turn)
+            turn.context["node"][node_id] = last_output = outcome.output
             turn.context["prev"] = outcome.output
-            node_id = None
-            for route in node.routes:
-                if route.status is not None and route.status != outcome.status:
-                    continue
-                if route.reply:
-                    if (reply := _reply_from(outcome.output)) is not None:
-                        replies.append(reply)
-                    return TurnResult(replies, steps)
-                if route.to is not None:
-                    node_id = route.to
-                break
+            resumed_here = turn.resumed_node == node_id
+            turn.resumed_node = None
+            if outcome.goto is not None:
+                prepared = self._resolve(turn.resolve, outcome.goto, flow)
+                node_id = prepared.flow.start
+                continue
+            next_id, stop = self._route(prepared, node, outcome, turn, resumed_here)
+            if stop == "reply":
+                if (reply := reply_from(outcome.output)) is not None:
+                    turn.replies.append(reply)
+                return _Stop("reply")
             if outcome.wait:
-                if (reply := _reply_from(outcome.output)) is not None:
-                    replies.append(reply)
-                if node_id is None:
-                    break
-                return TurnResult(replies, steps, FlowSnapshot(
-                    pack=prepared.pack, flow=flow.id, version=flow.version, node=node_id,
-                    state=turn.state))
-        if not replies and flow.type == "messaging" and (reply := _reply_from(last_output)):
-            replies.append(reply)  # a messaging flow that ends answers with its last output
-        return TurnResult(replies, steps)
+                if (reply := reply_from(outcome.output)) is not None:
+                    turn.replies.append(reply)
+                resume_at = outcome.resume_at or next_id
+                if resume_at is None:
+                    return _Stop("end")
+                if turn.depth > 0:
+                    raise FlowError("session.wait inside a flow.call sub-flow is not "
+                                    "supported; use flow.goto to continue in another flow",
+                                    file=flow.file, node=node_id)
+                return _Stop("wait", FlowSnapshot(pack=prepared.pack, flow=flow.id,
+                                                  version=flow.version, node=resume_at,
+                                                  state=turn.state))
+            node_id = next_id
+        if turn.depth == 0 and not turn.replies and prepared.flow.type == "messaging" and \
+                (reply := reply_from(last_output)) is not None:
+            turn.replies.append(reply)  # a messaging flow that ends answers with its output
+        turn.context["prev"] = last_output
+        return _Stop("end")
+
+    def _route(self, prepared: PreparedFlow, node: Node, outcome: NodeOutcome, turn: Turn,
+               resumed_here: bool) -> tuple[str | None, str | None]:
+        """(next node id or None, "reply" when the turn ends with a reply)."""
+        for index, route in enumerate(node.routes):
+            if route.status is not None and route.status != outcome.status:
+                continue
+            if route.on_message and not (resumed_here and turn.envelope.value is None):
+                continue
+            condition = prepared.conditions.get((node.id, index))
+            if condition is not None and not condition(turn.context):
+                continue
+            if route.reply:
+                return None, "reply"
+            return (None if route.out else route.to), None
+        if outcome.status == "error":
+            error = outcome.output.get("error", {}) if isinstance(outcome.output, dict) else {}
+            raise FlowError(f"{error.get('message', 'failed')} (no route for status 'error')",
+                            file=prepared.flow.file, node=node.id)
+        return None, None
+
+    async def _execute(self, prepared: PreparedFlow, node: Node, turn: Turn) -> NodeOutcome:
+        operation = self.operations.get(node.op)
+        if operation is None:
+            raise FlowError(f"operation {node.op!r} is not supported by this runner",
+                            file=prepared.flow.file, node=node.id)
+        rendered = prepared.renderers[node.id](turn.context)
+        timeout_s = (node.timeout_ms or DEFAULT_NODE_TIMEOUT_MS) / 1000
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.wait_for(operation(node, rendered, turn), timeout_s)
+            except TimeoutError:
+                error = NodeError("timeout", f"timeout after {timeout_s * 1000:.0f} ms",
+                                  retryable=True)
+            except NodeError as exc:
+                error = exc
+            if not error.retryable or attempt >= node.retry_max:
+                return NodeOutcome({"error": {"code": error.code, "message": str(error)}},
+                                   status="error")
+            delay_ms = error.backoff_ms if error.backoff_ms is not None else \
+                node.retry_backoff_ms * 2 ** attempt
+            attempt += 1
+            await asyncio.sleep(delay_ms / 1000)
+
+    async def _flow_call(self, node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
+        if turn.depth >= MAX_FLOW_CALL_DEPTH:
+            raise NodeError("depth", f"flow.call nested deeper than {MAX_FLOW_CALL_DEPTH}")
+        target = rendered.get("flow") if isinstance(rendered, dict) else rendered
+        found = turn.resolve(str(target)) if turn.resolve is not None else None
+        if found is None:
+            raise NodeError("not_found", f"flow {target!r} is not available in this pack")
+        message = dict(turn.context["input"])
+        if isinstance(rendered, dict) and isinstance(rendered.get("input"), dict):
+            message.update(rendered["input"])
+        child = Turn(turn.envelope, {"in": {"input": message}, "input": message, "node": {},
+                                     "prev": {}, "state": {}, "flow": found.flow.parameters},
+                     turn.replies, steps=turn.steps, resolve=turn.resolve, depth=turn.depth + 1)
+        await self._run(found, child, found.flow.start)
+        return NodeOutcome(child.context["prev"])

@@ -5,13 +5,23 @@ from typing import Any
 import msgspec
 
 
+class Position(msgspec.Struct, frozen=True):
+    """1-based line and column in the flow file."""
+
+    line: int
+    col: int
+
+
 class Route(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One routing rule: go `to` a node, or end the flow (`out`) / the turn with a reply."""
+    """One routing rule: go `to` a node, or end the flow (`out`) or the turn with a reply."""
 
     to: str | None = None
     status: str | None = None
+    condition: str | None = None
     out: bool = False
     reply: bool = False
+    on_message: bool = False
+    """Taken only on the turn that resumes this node with a typed message (no button value)."""
 
 
 class Node(msgspec.Struct, frozen=True):
@@ -22,6 +32,10 @@ class Node(msgspec.Struct, frozen=True):
     args: Any
     routes: tuple[Route, ...]
     """Empty means: end the flow after this node."""
+    position: Position = Position(0, 0)
+    timeout_ms: int | None = None
+    retry_max: int = 0
+    retry_backoff_ms: int = 200
 
 
 class Flow(msgspec.Struct, frozen=True):
@@ -33,3 +47,10 @@ class Flow(msgspec.Struct, frozen=True):
     nodes: dict[str, Node]
     version: str
     file: str = ""
+    title: str = ""
+    description: str = ""
+    schema_version: int = 2
+    parameters: dict[str, Any] = {}
+    entrypoints: dict[str, Any] = {}
+    bindings: dict[str, str] = {}
+    """node id → component id, from the `<flow>.ygtc.resolve.json` sidecar."""

@@ -13,7 +13,7 @@ from greentic.bus.subjects import message_subject
 from greentic.bus.topology import FLOWS_BUCKET
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater
-from greentic.flow.engine import FlowEngine, Reply
+from greentic.flow import FlowEngine, Reply
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.service.hop import HopService, read_envelope
 from greentic.types.envelope import Envelope, encode_envelope

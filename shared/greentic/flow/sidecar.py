@@ -1,0 +1,44 @@
+"""`<flow>.ygtc.resolve.json`: binds a flow's nodes to components (Greentic's sidecar)."""
+
+from pathlib import Path
+
+import msgspec
+
+
+class SidecarSource(msgspec.Struct):
+    kind: str
+    path: str | None = None
+    digest: str | None = None
+    ref: str | None = None
+
+
+class SidecarNode(msgspec.Struct):
+    component_id: str | None = None
+    source: SidecarSource | None = None
+    mode: str | None = None
+
+    def component(self) -> str:
+        """What the node is bound to: a component id, else its source path/reference."""
+        if self.component_id:
+            return self.component_id
+        if self.source is not None:
+            return self.source.path or self.source.ref or self.source.kind
+        return ""
+
+
+class ResolveSidecar(msgspec.Struct):
+    schema_version: int = 1
+    flow: str = ""
+    nodes: dict[str, SidecarNode] = {}
+
+
+def sidecar_path(flow_file: Path) -> Path:
+    return flow_file.with_name(flow_file.name + ".resolve.json")
+
+
+def read_sidecar(path: Path) -> ResolveSidecar:
+    """Parse a sidecar; raises ValueError naming the file and field."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=ResolveSidecar)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"{path}: {exc}") from None

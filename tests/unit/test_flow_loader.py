@@ -1,0 +1,212 @@
+"""The loader and validator: every error names file:line:col and the node; Greentic's own
+flows load unchanged; no input crashes it."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from greentic.flow import FlowValidationError, check_flow, load_flow
+from greentic.flow.sidecar import read_sidecar
+
+REFERENCE_FLOWS = Path(__file__).parents[3] / "shared" / "greentic-examples" / "flows"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+VALID = """\
+id: sample
+type: messaging
+schema_version: 2
+title: Sample
+x-owner: team-a
+start: ask
+parameters: {greeting: Hi}
+nodes:
+  ask:
+    session.wait: {text: "{{flow.greeting}}, name?"}
+    routing:
+      - to: greet
+        condition: input.text != ""
+      - next: ask
+  greet:
+    templating.handlebars: {text: "Hello {{input.text}}"}
+    telemetry: {span_name: greet, attributes: {a: b}}
+    routing: reply
+"""
+
+
+def errors(source: str, **options) -> list[str]:
+    _, diagnostics = check_flow(source, "f.ygtc", **options)
+    return [str(d) for d in diagnostics if d.severity == "error"]
+
+
+def test_a_valid_flow_loads_into_the_ir_with_positions() -> None:
+    flow = load_flow(VALID, "sample.ygtc")
+    assert (flow.id, flow.type, flow.start, flow.title) == ("sample", "messaging", "ask", "Sample")
+    assert list(flow.nodes) == ["ask", "greet"]
+    assert (flow.nodes["greet"].position.line, flow.nodes["greet"].position.col) == (15, 3)
+    assert flow.nodes["ask"].routes[0].condition == 'input.text != ""'
+    assert flow.nodes["ask"].routes[1].to == "ask"
+    assert flow.parameters == {"greeting": "Hi"}
+
+
+@pytest.mark.parametrize("path", sorted(REFERENCE_FLOWS.glob("*.ygtc")), ids=lambda p: p.name)
+def test_every_greentic_reference_flow_validates(path: Path) -> None:
+    flow, diagnostics = check_flow(path.read_text(), str(path))
+    assert flow is not None, [str(d) for d in diagnostics]
+    assert all("not built in and not bound" in d.message for d in diagnostics
+               if d.severity == "warning")
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.rglob("*.ygtc")), ids=lambda p: p.name)
+def test_every_example_of_ours_validates_without_warnings(path: Path) -> None:
+    flow, diagnostics = check_flow(path.read_text(), str(path))
+    assert flow is not None and diagnostics == []
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("id: f\ntype: t\nnodes:\n  a: {x.y: {}, z.w: {}}\n",
+     "f.ygtc:4:3: node 'a': a node needs exactly one operation key, found 2"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n      - to: nope\n",
+     "f.ygtc:4:3: node 'a': routes to unknown node 'nope'"),
+    ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}}\n  b: {emit.response: {}}\n",
+     "f.ygtc:5:3: node 'b': node is unreachable from start node 'a'"),
+    ("id: f\ntype: t\nstart: zz\nnodes:\n  a: {emit.response: {}}\n",
+     "f.ygtc:3:1: start node 'zz' does not exist"),
+    ("id: f\ntype: t\nnodes: {}\n", "f.ygtc:3:1: 'nodes' must be a non-empty mapping"),
+    ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}}\n  a: {emit.response: {}}\n",
+     "f.ygtc:5:3: node 'a': duplicate node id 'a'"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing: 7\n",
+     "f.ygtc:6:14: node 'a': routing must be 'out', 'reply', a node id or a list of routes"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n      - {go: b}\n",
+     "f.ygtc:7:9: node 'a': routing[0] has unknown key(s) ['go']"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n      - {status: ok}\n",
+     "f.ygtc:7:9: node 'a': routing[0] needs 'to', 'out: true' or 'reply: true'"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n"
+     "      - {out: true, condition: 'x ==== 1'}\n",
+     "f.ygtc:7:9: node 'a': routing[0].condition 'x ==== 1': condition does not parse"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n"
+     "      - {out: true, condition: 'open(1)'}\n",
+     "'Call' is not allowed in a condition"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n"
+     "      - {out: true, condition: 'x.__class__'}\n",
+     "attribute '__class__' is not allowed"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    flow.call: {flow: other}\n",
+     "f.ygtc:5:5: node 'a': flow.call refers to flow 'other', which is not in the pack"),
+    ("id: f\ntype: t\nnodes:\n  a:\n    templating.handlebars: {text: '{{#each}}{{/if}}'}\n",
+     "f.ygtc:5:5: node 'a': invalid handlebars template"),
+    ("id: f\ntype: t\nnodes:\n  '1a': {emit.response: {}}\n",
+     "f.ygtc:4:3: node id '1a' must match"),
+    ("id: f\ntype: t\nnodes:\n  a: {questions: {questions: [{prompt: x}]}}\n",
+     "node 'a': questions needs a list 'questions' of {id, prompt"),
+    ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}, timeout: {ms: -1}}\n",
+     "node 'a': timeout must be {ms: <positive number>}"),
+    ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}, retry: {max_attempts: 99}}\n",
+     "node 'a': retry must be {max_attempts: 1..10"),
+    ("id: 5\ntype: t\nnodes:\n  a: {emit.response: {}}\n", "f.ygtc:1:1: 'id' must be a non-empty"),
+    ("id: f\nnodes:\n  a: [unclosed\n", "f.ygtc:4:1: not valid YAML"),
+    ("- just\n- a list\n", "f.ygtc:1:1: a flow must be a mapping"),
+    ("id: f\nschema_version: two\nnodes:\n  a: {emit.response: {}}\n",
+     "f.ygtc:2:1: 'schema_version' must be a positive integer"),
+])
+def test_each_mistake_is_reported_with_its_position(source: str, expected: str) -> None:
+    found = errors(source, pack_flows={"f"})
+    assert any(expected in line for line in found), found
+
+
+def test_all_errors_are_reported_not_just_the_first() -> None:
+    with pytest.raises(FlowValidationError) as caught:
+        load_flow("id: f\nnodes:\n  a:\n    routing: [{to: x}]\n    emit.response: {}\n"
+                  "  b: {x.y: {}, z.z: {}}\n", "f.ygtc")
+    assert len(caught.value.diagnostics) == 2
+    assert "(and 1 more)" in str(caught.value)
+    assert (caught.value.file, caught.value.line, caught.value.node) == ("f.ygtc", 3, "a")
+
+
+def test_unbound_operations_warn_alone_and_fail_inside_a_pack() -> None:
+    source = "id: f\ntype: t\nnodes:\n  a: {acme.lookup: {q: 1}}\n"
+    flow, diagnostics = check_flow(source, "f.ygtc")
+    assert flow is not None and [d.severity for d in diagnostics] == ["warning"]
+    assert errors(source, strict_bindings=True) == [
+        "f.ygtc:4:7: node 'a': operation 'acme.lookup' is not built in and not bound to a "
+        "component (a pack or a .resolve.json sidecar must bind it)"]
+    assert errors(source, strict_bindings=True, bindings={"a": "acme-lookup"}) == []
+
+
+def test_yes_and_no_stay_strings_as_in_yaml_1_2() -> None:
+    flow = load_flow("id: f\ntype: t\nnodes:\n  a: {emit.response: {text: yes, buttons: [No, on]}"
+                     ", routing: out}\n", "f.ygtc")
+    assert flow.nodes["a"].args == {"text": "yes", "buttons": ["No", "on"]}
+
+
+def test_an_alias_bomb_is_refused_instead_of_expanded() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8))
+    assert any("alias bomb" in line for line in errors(bomb))
+
+
+def test_the_resolve_sidecar_binds_nodes_to_components(tmp_path: Path) -> None:
+    sidecar = read_sidecar(REFERENCE_FLOWS / "telco-main.ygtc.resolve.json")
+    assert sidecar.flow == "main.ygtc"
+    assert sidecar.nodes["present_telco"].component() == \
+        "../components/component-telco-present/component.wasm"
+    bad = tmp_path / "x.ygtc.resolve.json"
+    bad.write_text(json.dumps({"nodes": {"a": {"source": "nope"}}}))
+    with pytest.raises(ValueError, match=r"x\.ygtc\.resolve\.json.*\$\.nodes\[\.\.\.\]\.source"):
+        read_sidecar(bad)
+
+
+MUTATIONS = st.sampled_from(["delete", "duplicate", "retype", "garble"])
+
+
+def _mutate(doc: object, path: list, action: str, value: object) -> object:
+    if not path:
+        return value if action in ("retype", "garble") else doc
+    key, rest = path[0], path[1:]
+    if isinstance(doc, dict) and doc:
+        key = list(doc)[key % len(doc)]
+        copy = dict(doc)
+        if not rest and action == "delete":
+            copy.pop(key)
+        elif not rest and action == "duplicate":
+            copy[f"{key}_copy"] = doc[key]
+        else:
+            copy[key] = _mutate(doc[key], rest, action, value)
+        return copy
+    if isinstance(doc, list) and doc:
+        copy = list(doc)
+        copy[key % len(doc)] = _mutate(doc[key % len(doc)], rest, action, value)
+        return copy
+    return value
+
+
+YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.lists(st.integers(0, 20), max_size=5), action=MUTATIONS, value=YAML_VALUES)
+def test_mutated_valid_flows_end_in_an_ir_or_a_validation_error(path, action, value) -> None:
+    doc = yaml.safe_load(VALID)
+    mutated = yaml.safe_dump(_mutate(doc, path, action, value), allow_unicode=True)
+    try:
+        load_flow(mutated, "m.ygtc")
+    except FlowValidationError as exc:
+        assert exc.diagnostics and all(d.file == "m.ygtc" and d.line >= 1
+                                       for d in exc.diagnostics)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200) | st.binary(max_size=200).map(
+    lambda b: b.decode("utf-8", "replace")))
+def test_random_text_ends_in_an_ir_or_a_validation_error(text: str) -> None:
+    try:
+        load_flow(text, "r.ygtc")
+    except FlowValidationError:
+        pass
