@@ -61,7 +61,9 @@ class PackLoaderService:
             try:
                 manifest, flows = read_dev_pack(self.bundle.pack_dir(pack_id))
                 # refuse what executors could not run
-                versions = {flow.id: load_flow(flow.source, flow.file).version for flow in flows}
+                ids = {flow.id for flow in flows}
+                versions = {flow.id: load_flow(flow.source, flow.file, pack_flows=ids).version
+                            for flow in flows}
             except GreenticError as exc:
                 self.refusals += 1
                 log.error("pack refused; keeping the last good version", pack=pack_id,

@@ -15,7 +15,9 @@ from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater
 from greentic.flow import FlowEngine, Reply
 from greentic.runner.flow_registry import FlowRegistry
+from greentic.runner.operations import state_operations
 from greentic.service.hop import HopService, read_envelope
+from greentic.state import MemoryStateStore
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
@@ -39,7 +41,7 @@ class ExecutorService(HopService):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.registry = FlowRegistry(FlowEngine())
+        self.registry = FlowRegistry(FlowEngine(operations=state_operations(MemoryStateStore())))
         self._follow: asyncio.Task | None = None
 
     async def prepare(self) -> None:
@@ -67,7 +69,8 @@ class ExecutorService(HopService):
             raise RetryLater(f"flow {inbound.flow.pack}/{inbound.flow.flow} is not loaded "
                              f"for tenant {inbound.ctx.tenant!r}")
         try:
-            result = await self.registry.engine.run_turn(prepared, inbound)
+            result = await self.registry.engine.run_turn(
+                prepared, inbound, resolve=self.registry.resolver(inbound.ctx, inbound.flow.pack))
         except FlowError as exc:
             raise DeadLetter(str(exc)) from None
         traceparent = (msg.headers or {}).get(h.TRACEPARENT)

@@ -9,6 +9,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from greentic.errors import FlowError
 from greentic.flow.engine import FlowEngine, PreparedFlow
 from greentic.flow.loader import load_flow
+from greentic.flow.turn import FlowResolver
 from greentic.pack.index import decode_flow_document, flow_key
 from greentic.types.envelope import FlowRef
 from greentic.types.tenant import TenantCtx
@@ -28,6 +29,10 @@ class FlowRegistry:
     def get(self, ctx: TenantCtx, ref: FlowRef) -> PreparedFlow | None:
         """The flow `ref` as published for `ctx`'s tenant (never another tenant's)."""
         return self._flows.get(flow_key(ctx.env, ctx.tenant, ref.pack, ref.flow))
+
+    def resolver(self, ctx: TenantCtx, pack: str) -> FlowResolver:
+        """Finds the other flows of `pack` as published for `ctx`'s tenant (flow.call/goto)."""
+        return lambda flow_id: self._flows.get(flow_key(ctx.env, ctx.tenant, pack, flow_id))
 
     def __len__(self) -> int:
         return len(self._flows)
