@@ -1,11 +1,12 @@
 """Entry point of the egress process (`greentic egress`): wiring only."""
 
+from greentic.config.bundle import load_bundle
 from greentic.providers.egress import EgressService
 from greentic.service.entry import run_main
 
 
 def main() -> None:
-    run_main(lambda settings: EgressService(settings))
+    run_main(lambda settings: EgressService(settings, load_bundle(settings.bundle)))
 
 
 if __name__ == "__main__":

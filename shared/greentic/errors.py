@@ -41,4 +41,9 @@ class DeadLetter(GreenticError):
 
 
 class RetryLater(GreenticError):
-    """This message may succeed later (a flow not loaded yet, a provider down)."""
+    """This message may succeed later (a flow not loaded yet, a provider down); `delay_s`
+    (e.g. from a provider's Retry-After) overrides the worker's back-off."""
+
+    def __init__(self, message: str, delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s

@@ -114,12 +114,15 @@ class Platform:
             stop_processes([self.nats], timeout=10)
 
 
-def make_platform(root: Path, **extra_env: str) -> Platform:
-    """Write the test bundle and packs under `root` and start everything."""
+def make_platform(root: Path, extra_channels: dict | None = None, **extra_env: str) -> Platform:
+    """Write the test bundle (plus `extra_channels` for acme/support) and packs under `root`
+    and start everything."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     write_pack(root / "packs" / "acme", "acme")
     write_pack(root / "packs" / "globex", "globex")
-    (root / "bundle.yaml").write_text(json.dumps(BUNDLE))  # JSON is YAML
+    bundle = json.loads(json.dumps(BUNDLE))
+    bundle["tenants"]["acme"]["teams"]["support"]["channels"].update(extra_channels or {})
+    (root / "bundle.yaml").write_text(json.dumps(bundle))  # JSON is YAML
     platform = Platform(root=root, nats_port=free_port(), http_port=free_port(), env={})
     platform.env = {
         "GREENTIC_NATS_URL": platform.nats_url,

@@ -21,7 +21,7 @@ from greentic.bus.subjects import DEADLETTER_PREFIX, WEBCHAT_PREFIX, Stage, stag
 log = structlog.get_logger(__name__)
 
 DAY = 24 * 3600
-DUPLICATE_WINDOW_S = 120.0
+DUPLICATE_WINDOW_S = 600.0  # Slack retries a delivery after 1 and 5 minutes
 FLOWS_BUCKET = "greentic-flows"
 
 

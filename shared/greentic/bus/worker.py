@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from greentic.bus import headers as h
 from greentic.bus.subjects import deadletter_subject
 from greentic.bus.topology import Hop
-from greentic.errors import DeadLetter
+from greentic.errors import DeadLetter, RetryLater
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +104,8 @@ class HopWorker:
                 return True
             self.counters.retried += 1
             delay = self.retry_delays_s[min(delivered, len(self.retry_delays_s)) - 1]
+            if isinstance(exc, RetryLater) and exc.delay_s is not None:
+                delay = min(max(exc.delay_s, 0.0), 300.0)
             log.warning("handling failed; will retry", hop=self.hop.stage, subject=msg.subject,
                         delivered=delivered, delay_s=delay, error=reason)
             await msg.nak(delay=delay)

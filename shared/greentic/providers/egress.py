@@ -1,11 +1,17 @@
 """egress: delivers each reply through its provider's sender; acked after the provider took it."""
 
-from typing import Protocol
+from typing import Any, Protocol
 
+import aiohttp
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from greentic.errors import DeadLetter
+from greentic.config.bundle import Bundle
+from greentic.config.settings import Settings
+from greentic.errors import ConfigError, DeadLetter
+from greentic.providers import slack, telegram
+from greentic.providers.channel import ChannelInstance
+from greentic.providers.delivery import already_sent, mark_sent, sent_log
 from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
 from greentic.providers.webchat.activity import bot_activity
 from greentic.providers.webchat.transcript import Transcript
@@ -14,9 +20,9 @@ from greentic.types.envelope import Envelope
 
 
 class Sender(Protocol):
-    """Delivers an outbound envelope to one provider; must be idempotent by envelope id."""
+    """Delivers an outbound envelope to one provider."""
 
-    async def send(self, envelope: Envelope) -> None: ...
+    async def send(self, envelope: Envelope, channel: ChannelInstance) -> None: ...
 
 
 class WebChatSender:
@@ -25,7 +31,7 @@ class WebChatSender:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
 
-    async def send(self, envelope: Envelope) -> None:
+    async def send(self, envelope: Envelope, channel: ChannelInstance) -> None:
         transcript = Transcript(self.js, envelope.ctx, envelope.channel, envelope.conversation)
         await transcript.append(bot_activity(envelope))
 
@@ -34,12 +40,47 @@ class EgressService(HopService):
     name = "egress"
     stage = "egress"
 
+    def __init__(self, settings: Settings, bundle: Bundle) -> None:
+        super().__init__(settings)
+        self.channels = {(ctx.tenant, ctx.team, channel_id): ChannelInstance(
+            ctx, channel_id, channel.provider, dict(channel.config))
+            for ctx, channel_id, channel in bundle.channels(settings.env)}
+        self.skipped_duplicates = 0
+
     async def prepare(self) -> None:
-        self.senders: dict[str, Sender] = {WEBCHAT: WebChatSender(self.js)}
+        self.http = aiohttp.ClientSession()
+        self.sent = await sent_log(self.js)
+        self.senders: dict[str, Sender] = {
+            WEBCHAT: WebChatSender(self.js),
+            telegram.KIND: telegram.TelegramSender(self.http),
+            slack.KIND: slack.SlackSender(self.http),
+        }
+
+    async def stop(self) -> None:
+        await super().stop()
+        if hasattr(self, "http"):
+            await self.http.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "skipped_duplicates": self.skipped_duplicates}
 
     async def handle(self, msg: Msg) -> None:
         envelope = read_envelope(msg.subject, msg.data)
         sender = self.senders.get(envelope.provider)
         if sender is None:
             raise DeadLetter(f"no sender for provider {envelope.provider!r}")
-        await sender.send(envelope)
+        channel = self.channels.get((envelope.ctx.tenant, envelope.ctx.team, envelope.channel))
+        if channel is None:
+            raise DeadLetter(f"channel {envelope.channel!r} of tenant {envelope.ctx.tenant!r} "
+                             "is not in the bundle")
+        if envelope.provider == WEBCHAT:  # the transcript deduplicates by id itself
+            await sender.send(envelope, channel)
+            return
+        if await already_sent(self.sent, envelope.id):
+            self.skipped_duplicates += 1
+            return
+        try:
+            await sender.send(envelope, channel)
+        except ConfigError as exc:
+            raise DeadLetter(str(exc)) from None
+        await mark_sent(self.sent, envelope.id)

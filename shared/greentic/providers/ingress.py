@@ -13,7 +13,9 @@ from nats.js import JetStreamContext
 
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
+from greentic.providers import slack, telegram
 from greentic.providers.webchat.directline import DirectLine
+from greentic.providers.webhooks import Webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +58,10 @@ class IngressService:
                                       public_url)
         app = web.Application(client_max_size=self.settings.max_body_bytes,
                               middlewares=[_errors])
+        self._webhooks = Webhooks(js, self.bundle, self.settings.env, {
+            telegram.KIND: telegram.TelegramWebhook(), slack.KIND: slack.SlackWebhook()})
         app.add_routes(self._directline.routes())
+        app.add_routes(self._webhooks.routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -72,4 +77,8 @@ class IngressService:
         self._stopped.set()
 
     def stats(self) -> dict[str, Any]:
-        return {"published": self._directline.published if self._directline else 0}
+        if self._directline is None:
+            return {}
+        return {"webchat_published": self._directline.published,
+                "webhook_published": self._webhooks.published,
+                "webhook_rejected": self._webhooks.rejected}

@@ -31,7 +31,7 @@ def reply_envelopes(inbound: Envelope, replies: list[Reply]) -> list[Envelope]:
                      provider=inbound.provider, conversation=inbound.conversation,
                      direction="out", sender="bot", text=reply.text, buttons=reply.buttons,
                      reply_to=inbound.id, thread=inbound.thread, created_ms=now,
-                     flow=inbound.flow)
+                     flow=inbound.flow, reply_target=inbound.reply_target)
             for index, reply in enumerate(replies)]
 
 

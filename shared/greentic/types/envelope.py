@@ -59,6 +59,9 @@ class Envelope(msgspec.Struct, kw_only=True):
     flow: FlowRef | None = None
     raw: Any = None
     """The provider's original payload; set by ingress only."""
+    reply_target: str | None = None
+    """Where the provider wants replies sent (chat or channel id) when `conversation`, a
+    subject-safe token, cannot say it exactly."""
 
 
 _encoder = msgspec.json.Encoder()

@@ -1,0 +1,75 @@
+"""Telegram Bot API: webhook updates in, `sendMessage` out.
+
+Ingress checks `X-Telegram-Bot-Api-Secret-Token` (set with `setWebhook(secret_token=…)`);
+messages and callback queries (inline keyboard clicks) become events keyed by `update_id`.
+Egress sends `sendMessage` with buttons as an inline keyboard.
+"""
+
+import hmac
+from typing import Any
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+from greentic.errors import DeadLetter
+from greentic.providers.channel import ChannelInstance
+from greentic.providers.delivery import post_json
+from greentic.providers.webhooks import InboundEvent
+from greentic.types.envelope import Envelope
+
+KIND = "telegram"
+API_BASE = "https://api.telegram.org"
+
+
+class TelegramWebhook:
+    kind = KIND
+
+    async def receive(self, request: web.Request, body: bytes, channel: ChannelInstance
+                      ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), channel.secret("secret_token").encode()):
+            raise web.HTTPUnauthorized(text="secret token missing or wrong")
+        try:
+            update = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
+        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+            raise web.HTTPBadRequest(text="not a Telegram update (no update_id)")
+        event = _event(update)
+        return None, [event] if event else []
+
+
+def _event(update: dict[str, Any]) -> InboundEvent | None:
+    event_id = str(update["update_id"])
+    message = update.get("message") or update.get("edited_message")
+    if isinstance(message, dict) and isinstance(message.get("chat"), dict):
+        return InboundEvent(event_id=event_id, conversation=str(message["chat"].get("id")),
+                            sender=str((message.get("from") or {}).get("id", "")),
+                            text=str(message.get("text") or message.get("caption") or ""),
+                            raw=update)
+    query = update.get("callback_query")
+    if isinstance(query, dict) and isinstance((query.get("message") or {}).get("chat"), dict):
+        data = str(query.get("data") or "")
+        return InboundEvent(event_id=event_id, conversation=str(query["message"]["chat"]["id"]),
+                            sender=str((query.get("from") or {}).get("id", "")), text=data,
+                            value=data, raw=update)
+    return None  # other update kinds (joins, polls…) are not conversation input
+
+
+class TelegramSender:
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http = http
+
+    async def send(self, envelope: Envelope, channel: ChannelInstance) -> None:
+        payload: dict[str, Any] = {"chat_id": envelope.reply_target or envelope.conversation,
+                                   "text": envelope.text or " "}
+        if envelope.buttons:
+            payload["reply_markup"] = {"inline_keyboard": [
+                [{"text": b.title, "callback_data": (b.value or b.title)[:64]}]
+                for b in envelope.buttons]}
+        base = channel.setting("api_base", API_BASE).rstrip("/")
+        answer = await post_json(self.http, f"{base}/bot{channel.secret('bot_token')}/sendMessage",
+                                 payload, provider=KIND)
+        if isinstance(answer, dict) and answer.get("ok") is False:
+            raise DeadLetter(f"telegram refused the message: {answer.get('description')}")

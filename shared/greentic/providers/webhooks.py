@@ -1,0 +1,109 @@
+"""Provider webhooks on ingress: `POST /webhooks/{tenant}/{team}/{channel}`.
+
+Each request is verified by its provider before anything is published; its events become
+envelopes whose ids derive from the provider's event id, so a provider's duplicate delivery
+is dropped by JetStream's deduplication (no second reply). The provider gets its 2xx only
+after the publish is acknowledged; otherwise it retries.
+"""
+
+import hashlib
+import time
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+from aiohttp import web
+from nats.js import JetStreamContext
+
+from greentic.bus import headers as h
+from greentic.bus.subjects import message_subject
+from greentic.config.bundle import Bundle
+from greentic.providers.channel import ChannelInstance
+from greentic.types.envelope import Envelope, encode_envelope
+
+log = structlog.get_logger(__name__)
+
+
+class InboundEvent(msgspec.Struct, kw_only=True):
+    """One user action a provider reported, normalised."""
+
+    event_id: str
+    conversation: str
+    sender: str
+    text: str = ""
+    value: Any = None
+    thread: str | None = None
+    raw: Any = None
+
+
+class WebhookProvider(Protocol):
+    """Verifies and parses one provider's webhook requests."""
+
+    kind: str
+
+    async def receive(self, request: web.Request, body: bytes, channel: ChannelInstance
+                      ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
+        """Raise HTTPUnauthorized/HTTPForbidden/HTTPBadRequest on bad requests; return an
+        immediate response (a challenge) and/or the events to publish."""
+        ...
+
+
+def event_message_id(channel: ChannelInstance, event_id: str) -> str:
+    """Deterministic message id of a provider event (the same delivery → the same id)."""
+    key = f"{channel.ctx.tenant}/{channel.ctx.team}/{channel.channel}/{event_id}"
+    return "e" + hashlib.sha256(key.encode()).hexdigest()[:25]
+
+
+class Webhooks:
+    """The webhook routes for every non-WebChat channel of the bundle."""
+
+    def __init__(self, js: JetStreamContext, bundle: Bundle, env: str,
+                 providers: dict[str, WebhookProvider]) -> None:
+        self.js = js
+        self.providers = providers
+        self.channels: dict[tuple[str, str, str], ChannelInstance] = {
+            (ctx.tenant, ctx.team, channel_id): ChannelInstance(ctx, channel_id, channel.provider,
+                                                                dict(channel.config))
+            for ctx, channel_id, channel in bundle.channels(env) if channel.provider in providers}
+        self.published = 0
+        self.rejected = 0
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/webhooks/{tenant}/{team}/{channel}", self.handle),
+                web.get("/webhooks/{tenant}/{team}/{channel}", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        key = (request.match_info["tenant"], request.match_info["team"],
+               request.match_info["channel"])
+        channel = self.channels.get(key)
+        if channel is None:
+            raise web.HTTPNotFound(text="no such channel")
+        body = await request.read()
+        try:
+            response, events = await self.providers[channel.provider].receive(request, body,
+                                                                              channel)
+        except (web.HTTPUnauthorized, web.HTTPForbidden):
+            self.rejected += 1
+            log.warning("webhook rejected", provider=channel.provider, tenant=channel.ctx.tenant,
+                        channel=channel.channel)
+            raise
+        for event in events:
+            await self.publish(channel, event)
+        return response or web.json_response({"ok": True})
+
+    async def publish(self, channel: ChannelInstance, event: InboundEvent) -> None:
+        envelope = Envelope(id=event_message_id(channel, event.event_id), ctx=channel.ctx,
+                            channel=channel.channel, provider=channel.provider,
+                            conversation=_conversation_token(event.conversation),
+                            sender=event.sender, text=event.text[:8000], value=event.value,
+                            thread=event.thread, created_ms=int(time.time() * 1000),
+                            raw=event.raw, reply_target=event.conversation)
+        await self.js.publish(message_subject("ingress", channel.ctx, channel.channel),
+                              encode_envelope(envelope), headers=h.envelope_headers(envelope))
+        self.published += 1
+
+
+def _conversation_token(conversation: str) -> str:
+    """Provider chat ids (`-100123`, `C024BE91L`) as a subject-safe token."""
+    safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in conversation)[:100]
+    return safe or "none"

@@ -1,0 +1,53 @@
+"""A local stand-in for provider APIs (Slack, Telegram…): records every request exactly as
+received and answers from a script, so tests check the bytes we send."""
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: object
+
+
+@dataclass
+class ProviderDouble:
+    """`script` is a list of (status, headers, json body) answers, used in order; when it runs
+    out every request gets 200 `default_body`."""
+
+    default_body: dict = field(default_factory=lambda: {"ok": True})
+    script: list[tuple[int, dict[str, str], dict]] = field(default_factory=list)
+    requests: list[Recorded] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    port: int = 0
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
+        self.arrived.set()
+        status, headers, answer = self.script.pop(0) if self.script else \
+            (200, {}, self.default_body)
+        return web.json_response(answer, status=status, headers=headers)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def wait_for(self, count: int, within_s: float = 20) -> list[Recorded]:
+        async with asyncio.timeout(within_s):
+            while len(self.requests) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.requests
