@@ -9,7 +9,7 @@ from nats.js import JetStreamContext
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError, DeadLetter
-from greentic.providers import slack, telegram
+from greentic.providers import slack, telegram, whatsapp
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import already_sent, mark_sent, sent_log
 from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
@@ -54,6 +54,7 @@ class EgressService(HopService):
             WEBCHAT: WebChatSender(self.js),
             telegram.KIND: telegram.TelegramSender(self.http),
             slack.KIND: slack.SlackSender(self.http),
+            whatsapp.KIND: whatsapp.WhatsAppSender(self.http),
         }
 
     async def stop(self) -> None:
