@@ -21,15 +21,22 @@ class ProviderDouble:
     out every request gets 200 `default_body`."""
 
     default_body: dict = field(default_factory=lambda: {"ok": True})
+    bodies_by_path: dict[str, dict] = field(default_factory=dict)
+    """Default answers for particular paths (e.g. an OAuth token endpoint)."""
     script: list[tuple[int, dict[str, str], dict]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else None
+        if request.content_type == "application/x-www-form-urlencoded":
+            body: object = dict(await request.post())
+        else:
+            body = await request.json() if request.can_read_body else None
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
         self.arrived.set()
+        if request.path in self.bodies_by_path:
+            return web.json_response(self.bodies_by_path[request.path])
         status, headers, answer = self.script.pop(0) if self.script else \
             (200, {}, self.default_body)
         return web.json_response(answer, status=status, headers=headers)

@@ -9,7 +9,7 @@ from nats.js import JetStreamContext
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError, DeadLetter
-from greentic.providers import slack, telegram, whatsapp
+from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import already_sent, mark_sent, sent_log
 from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
@@ -55,6 +55,7 @@ class EgressService(HopService):
             telegram.KIND: telegram.TelegramSender(self.http),
             slack.KIND: slack.SlackSender(self.http),
             whatsapp.KIND: whatsapp.WhatsAppSender(self.http),
+            teams.KIND: teams.TeamsSender(self.http),
         }
 
     async def stop(self) -> None:

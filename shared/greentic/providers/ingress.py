@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
-from greentic.providers import slack, telegram, whatsapp
+from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.webchat.directline import DirectLine
 from greentic.providers.webhooks import Webhooks
 
@@ -60,7 +60,7 @@ class IngressService:
                               middlewares=[_errors])
         self._webhooks = Webhooks(js, self.bundle, self.settings.env, {
             telegram.KIND: telegram.TelegramWebhook(), slack.KIND: slack.SlackWebhook(),
-            whatsapp.KIND: whatsapp.WhatsAppWebhook()})
+            whatsapp.KIND: whatsapp.WhatsAppWebhook(), teams.KIND: teams.TeamsWebhook()})
         app.add_routes(self._directline.routes())
         app.add_routes(self._webhooks.routes())
         self._runner = web.AppRunner(app, access_log=None)

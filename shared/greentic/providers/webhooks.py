@@ -104,6 +104,11 @@ class Webhooks:
 
 
 def _conversation_token(conversation: str) -> str:
-    """Provider chat ids (`-100123`, `C024BE91L`) as a subject-safe token."""
-    safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in conversation)[:100]
-    return safe or "none"
+    """A provider's chat id as a subject-safe token: as it is when it already is one
+    (`-100123`, `C024BE91L`), else a readable prefix plus a hash (the exact id travels in
+    `reply_target`)."""
+    if conversation and len(conversation) <= 100 and all(
+            c.isascii() and (c.isalnum() or c in "_-") for c in conversation):
+        return conversation
+    readable = "".join(c if c.isascii() and c.isalnum() else "_" for c in conversation[-40:])
+    return f"{readable}-{hashlib.sha256(conversation.encode()).hexdigest()[:20]}"
