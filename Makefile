@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test lint clean browser-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,14 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 demo: $(STAMP)
 	$(BIN)/greentic up --bundle examples/demo/greentic.demo.yaml
 
-test: $(STAMP)
+# The Web Chat test drives Microsoft's official client in Debian's Chromium (fetched with npm).
+browser-tools:
+	@if [ ! -x $(CHROMIUM) ] || ! command -v npm >/dev/null; then \
+	  command -v apt-get >/dev/null || { echo "install chromium and npm (Debian packages) first"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium npm >/dev/null; \
+	fi
+
+test: $(STAMP) browser-tools
 	$(BIN)/ruff check shared services tests
 	$(BIN)/pytest
 

@@ -114,14 +114,18 @@ class Platform:
             stop_processes([self.nats], timeout=10)
 
 
-def make_platform(root: Path, extra_channels: dict | None = None, **extra_env: str) -> Platform:
-    """Write the test bundle (plus `extra_channels` for acme/support) and packs under `root`
-    and start everything."""
+def make_platform(root: Path, extra_channels: dict | None = None,
+                  extra_packs: dict[str, str] | None = None, **extra_env: str) -> Platform:
+    """Write the test bundle (plus `extra_channels` and `extra_packs` {id: dir} for
+    acme/support) and packs under `root` and start everything."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     write_pack(root / "packs" / "acme", "acme")
     write_pack(root / "packs" / "globex", "globex")
     bundle = json.loads(json.dumps(BUNDLE))
     bundle["tenants"]["acme"]["teams"]["support"]["channels"].update(extra_channels or {})
+    for pack_id, directory in (extra_packs or {}).items():
+        bundle["packs"][pack_id] = {"path": directory}
+        bundle["tenants"]["acme"]["packs"].append(pack_id)
     (root / "bundle.yaml").write_text(json.dumps(bundle))  # JSON is YAML
     platform = Platform(root=root, nats_port=free_port(), http_port=free_port(), env={})
     platform.env = {

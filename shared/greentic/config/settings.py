@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """On SIGTERM, how long in-flight work may take before the service exits anyway."""
     flow_poll_s: Positive = 1.0
     """Pack-loader: how often dev pack sources are checked for changed flow files."""
+    cors_origins: str = "*"
+    """Ingress: origins (comma-separated, or `*`) whose pages may call the Direct Line API,
+    i.e. the sites that embed Web Chat."""
     webchat_token_key: str = ""
     """Ingress: key signing Direct Line tokens; set the same value on every ingress replica."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -20,6 +20,34 @@ from greentic.providers.webhooks import Webhooks
 log = structlog.get_logger(__name__)
 
 
+CORS_PATHS = ("/v3/directline/", "/webchat/api/")
+
+
+def cors_middleware(origins: str) -> Any:
+    """Lets pages on the allowed origins embed Web Chat (Direct Line calls and preflights)."""
+    allowed = {o.strip() for o in origins.split(",") if o.strip()}
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not origin or not request.path.startswith(CORS_PATHS) or \
+                not ("*" in allowed or origin in allowed):
+            return await handler(request)
+        headers = {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin,
+                   "Vary": "Origin"}
+        if request.method == "OPTIONS":
+            return web.Response(status=204, headers={
+                **headers, "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "Access-Control-Request-Headers", "Authorization, Content-Type"),
+                "Access-Control-Max-Age": "600"})
+        response = await handler(request)
+        response.headers.update(headers)
+        return response
+
+    return cors
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every failure is a clear 4xx/5xx; nothing crashes the server."""
@@ -57,7 +85,8 @@ class IngressService:
         self._directline = DirectLine(js, self.bundle, self.settings.env, key.encode(),
                                       public_url)
         app = web.Application(client_max_size=self.settings.max_body_bytes,
-                              middlewares=[_errors])
+                              middlewares=[cors_middleware(self.settings.cors_origins),
+                                           _errors])
         self._webhooks = Webhooks(js, self.bundle, self.settings.env, {
             telegram.KIND: telegram.TelegramWebhook(), slack.KIND: slack.SlackWebhook(),
             whatsapp.KIND: whatsapp.WhatsAppWebhook(), teams.KIND: teams.TeamsWebhook()})
