@@ -21,9 +21,11 @@ demo: $(STAMP)
 
 # The Web Chat test drives Microsoft's official client in Debian's Chromium (fetched with npm).
 browser-tools:
-	@if [ ! -x $(CHROMIUM) ] || ! command -v npm >/dev/null; then \
-	  command -v apt-get >/dev/null || { echo "install chromium and npm (Debian packages) first"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium npm >/dev/null; \
+	@missing=""; [ -x $(CHROMIUM) ] || missing="chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  command -v apt-get >/dev/null || { echo "install these Debian packages first:$$missing"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: $(STAMP) browser-tools
