@@ -2,9 +2,15 @@
 received and answers from a script, so tests check the bytes we send."""
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import pytest
 from aiohttp import web
+
+from tests.integration.platform import Platform, make_platform
 
 
 @dataclass
@@ -58,3 +64,29 @@ class ProviderDouble:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.requests
+
+
+def channel_platform(name: str, channels: dict, packs: dict[str, str] | None = None,
+                     **env: str) -> Any:
+    """A module-scoped `platform` fixture: the test bundle plus `channels` for acme/support."""
+
+    @pytest.fixture(scope="module")
+    def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+        running = make_platform(Path(tmp_path_factory.mktemp(name)), channels, packs, **env)
+        yield running
+        running.stop()
+
+    return platform
+
+
+def provider_double(port: int, **options: Any) -> Any:
+    """A `double` fixture: a ProviderDouble on `port`, fresh for every test."""
+
+    @pytest.fixture
+    async def double() -> AsyncIterator[ProviderDouble]:
+        provider = ProviderDouble(port=port, **options)
+        await provider.start()
+        yield provider
+        await provider.stop()
+
+    return double

@@ -1,8 +1,6 @@
 """Teams (Bot Framework) end to end: JWT-verified activities in, replies via serviceUrl."""
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import jwt
@@ -11,8 +9,8 @@ from botbuilder.schema import Activity, ChannelAccount, ConversationAccount
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from greentic.cli.processes import free_port
-from tests.integration.platform import Platform, make_platform
-from tests.integration.provider_double import ProviderDouble
+from tests.integration.platform import Platform
+from tests.integration.provider_double import ProviderDouble, channel_platform, provider_double
 
 DOUBLE_PORT = free_port()
 DOUBLE = f"http://127.0.0.1:{DOUBLE_PORT}"
@@ -28,21 +26,12 @@ CHANNELS = {"teams": {"provider": "teams", "flow": "acme-pack/echo", "config": {
 SERVICE_URL = f"{DOUBLE}/teams/emea/"
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    running = make_platform(Path(tmp_path_factory.mktemp("teams")), CHANNELS)
-    yield running
-    running.stop()
+platform = channel_platform("teams", CHANNELS)
 
 
-@pytest.fixture
-async def double() -> AsyncIterator[ProviderDouble]:
-    provider = ProviderDouble(port=DOUBLE_PORT, default_body={"id": "reply-1"}, bodies_by_path={
-        "/botframework.com/oauth2/v2.0/token": {"token_type": "Bearer", "expires_in": 3600,
-                                                 "access_token": "bf-access-token"}})
-    await provider.start()
-    yield provider
-    await provider.stop()
+double = provider_double(DOUBLE_PORT, default_body={"id": "reply-1"}, bodies_by_path={
+    "/botframework.com/oauth2/v2.0/token": {"token_type": "Bearer", "expires_in": 3600,
+                                             "access_token": "bf-access-token"}})
 
 
 def token(key=KEY, kid: str = "k1", **overrides) -> str:

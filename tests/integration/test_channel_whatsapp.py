@@ -3,17 +3,14 @@
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
-import pytest
 from pywa import WhatsApp
 from pywa.types import CallbackButton, Message
 
 from greentic.cli.processes import free_port
-from tests.integration.platform import Platform, make_platform
-from tests.integration.provider_double import ProviderDouble
+from tests.integration.platform import Platform
+from tests.integration.provider_double import ProviderDouble, channel_platform, provider_double
 
 DOUBLE_PORT = free_port()
 APP_SECRET, VERIFY_TOKEN, ACCESS_TOKEN, PHONE_ID = "app-secret", "verify-me", "EAAG-test", "1234"
@@ -25,19 +22,10 @@ PYWA = WhatsApp(phone_id=PHONE_ID, token=ACCESS_TOKEN, app_secret=APP_SECRET,
 CONTACT = {"profile": {"name": "Ada"}, "wa_id": "4917000", "user_id": "US.1"}
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    running = make_platform(Path(tmp_path_factory.mktemp("whatsapp")), CHANNELS)
-    yield running
-    running.stop()
+platform = channel_platform("whatsapp", CHANNELS)
 
 
-@pytest.fixture
-async def double() -> AsyncIterator[ProviderDouble]:
-    provider = ProviderDouble(port=DOUBLE_PORT, default_body={"messages": [{"id": "wamid.out"}]})
-    await provider.start()
-    yield provider
-    await provider.stop()
+double = provider_double(DOUBLE_PORT, default_body={"messages": [{"id": "wamid.out"}]})
 
 
 def webhook(message: dict) -> dict:

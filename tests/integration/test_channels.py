@@ -4,8 +4,6 @@ import asyncio
 import datetime
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import nats
@@ -15,8 +13,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from greentic.bus.topology import DEADLETTER_STREAM, HOPS
 from greentic.cli.processes import free_port
-from tests.integration.platform import Platform, make_platform
-from tests.integration.provider_double import ProviderDouble
+from tests.integration.platform import Platform
+from tests.integration.provider_double import ProviderDouble, channel_platform, provider_double
 
 DOUBLE_PORT = free_port()
 SLACK_SECRET, SLACK_TOKEN = "8f742231b10e8888abcd99yyyzzz85a5", "xoxb-test-token"
@@ -31,20 +29,10 @@ CHANNELS = {
 }
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    running = make_platform(Path(tmp_path_factory.mktemp("channels")), CHANNELS,
-                            TEST_SLACK_BOT_TOKEN=SLACK_TOKEN)
-    yield running
-    running.stop()
+platform = channel_platform("channels", CHANNELS, TEST_SLACK_BOT_TOKEN=SLACK_TOKEN)
 
 
-@pytest.fixture
-async def double() -> AsyncIterator[ProviderDouble]:
-    provider = ProviderDouble(port=DOUBLE_PORT)
-    await provider.start()
-    yield provider
-    await provider.stop()
+double = provider_double(DOUBLE_PORT)
 
 
 def telegram_update(update_id: int, text: str, chat_id: int = 4242) -> bytes:

@@ -20,7 +20,7 @@ from aiohttp import web
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent
+from greentic.providers.webhooks import InboundEvent, secret_matches
 from greentic.types.envelope import Envelope
 
 KIND = "slack"
@@ -42,8 +42,7 @@ class SlackWebhook:
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
             raise web.HTTPUnauthorized(text="missing or stale X-Slack-Request-Timestamp")
         expected = slack_signature(channel.secret("signing_secret"), timestamp, body)
-        if not hmac.compare_digest(expected.encode(),
-                                   request.headers.get("X-Slack-Signature", "").encode()):
+        if not secret_matches(request.headers.get("X-Slack-Signature", ""), expected):
             raise web.HTTPUnauthorized(text="bad X-Slack-Signature")
         try:
             if request.content_type == "application/x-www-form-urlencoded":

@@ -13,13 +13,12 @@ from typing import Any
 
 import aiohttp
 import jwt
-import msgspec
 from aiohttp import web
 
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent
+from greentic.providers.webhooks import InboundEvent, decode_json_body
 from greentic.types.envelope import Envelope
 
 KIND = "teams"
@@ -65,10 +64,7 @@ class TeamsWebhook:
                                 options={"require": ["exp", "iss", "aud"]})
         except jwt.PyJWTError as exc:
             raise web.HTTPForbidden(text=f"invalid token: {exc}") from None
-        try:
-            activity = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
+        activity = decode_json_body(body)
         if not isinstance(activity, dict) or not isinstance(activity.get("conversation"), dict):
             raise web.HTTPBadRequest(text="not a Bot Framework activity")
         service_url = str(activity.get("serviceUrl") or "")

@@ -5,17 +5,15 @@ messages and callback queries (inline keyboard clicks) become events keyed by `u
 Egress sends `sendMessage` with buttons as an inline keyboard.
 """
 
-import hmac
 from typing import Any
 
 import aiohttp
-import msgspec
 from aiohttp import web
 
 from greentic.errors import DeadLetter
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent
+from greentic.providers.webhooks import InboundEvent, decode_json_body, secret_matches
 from greentic.types.envelope import Envelope
 
 KIND = "telegram"
@@ -27,13 +25,10 @@ class TelegramWebhook:
 
     async def receive(self, request: web.Request, body: bytes, channel: ChannelInstance
                       ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
-        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(given.encode(), channel.secret("secret_token").encode()):
+        if not secret_matches(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""),
+                              channel.secret("secret_token")):
             raise web.HTTPUnauthorized(text="secret token missing or wrong")
-        try:
-            update = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
+        update = decode_json_body(body)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             raise web.HTTPBadRequest(text="not a Telegram update (no update_id)")
         event = _event(update)

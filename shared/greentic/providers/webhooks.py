@@ -7,6 +7,7 @@ after the publish is acknowledged; otherwise it retries.
 """
 
 import hashlib
+import hmac
 import time
 from typing import Any, Protocol
 
@@ -46,6 +47,19 @@ class WebhookProvider(Protocol):
         """Raise HTTPUnauthorized/HTTPForbidden/HTTPBadRequest on bad requests; return an
         immediate response (a challenge) and/or the events to publish."""
         ...
+
+
+def decode_json_body(body: bytes) -> Any:
+    """A webhook body as JSON, or 400 naming the parse error."""
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison of a presented secret or signature."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def event_message_id(channel: ChannelInstance, event_id: str) -> str:

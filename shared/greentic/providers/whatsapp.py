@@ -12,12 +12,11 @@ import hmac
 from typing import Any
 
 import aiohttp
-import msgspec
 from aiohttp import web
 
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent
+from greentic.providers.webhooks import InboundEvent, decode_json_body, secret_matches
 from greentic.types.envelope import Envelope
 
 KIND = "whatsapp"
@@ -33,13 +32,9 @@ class WhatsAppWebhook:
             return self._verify_subscription(request, channel), []
         expected = "sha256=" + hmac.new(channel.secret("app_secret").encode(), body,
                                         hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected.encode(),
-                                   request.headers.get("X-Hub-Signature-256", "").encode()):
+        if not secret_matches(request.headers.get("X-Hub-Signature-256", ""), expected):
             raise web.HTTPUnauthorized(text="bad X-Hub-Signature-256")
-        try:
-            payload = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
+        payload = decode_json_body(body)
         if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
             raise web.HTTPBadRequest(text="not a WhatsApp webhook (no entry list)")
         return None, _events(payload)
@@ -48,8 +43,8 @@ class WhatsAppWebhook:
                              ) -> web.Response:
         query = request.query
         token = query.get("hub.verify_token", "")
-        if query.get("hub.mode") != "subscribe" or not hmac.compare_digest(
-                token.encode(), channel.secret("verify_token").encode()):
+        if query.get("hub.mode") != "subscribe" or not secret_matches(
+                token, channel.secret("verify_token")):
             raise web.HTTPForbidden(text="verify token mismatch")
         return web.Response(text=query.get("hub.challenge", ""))
 
