@@ -15,6 +15,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
 
 from greentic.bus.subjects import DEADLETTER_PREFIX, WEBCHAT_PREFIX, Stage, stage_filter
 
@@ -23,6 +24,10 @@ log = structlog.get_logger(__name__)
 DAY = 24 * 3600
 DUPLICATE_WINDOW_S = 120.0
 FLOWS_BUCKET = "greentic-flows"
+SESSIONS_BUCKET = "greentic-sessions"
+"""Sessions, `{env}.{tenant}.{team}.{channel}.{conversation}`; max_age = idle expiry."""
+STATE_BUCKET = "greentic-state"
+"""Flow/component state, `{env}.{tenant}.{team}.{scope}.{owner}.{name}`; no expiry."""
 
 
 class Hop(NamedTuple):
@@ -84,3 +89,23 @@ async def ensure_consumer(js: JetStreamContext, hop: Hop, *, ack_wait_s: float,
     """Create or update the durable consumer of `hop` (settings may have changed)."""
     await js.add_consumer(hop.stream, consumer_config(hop, ack_wait_s=ack_wait_s,
                                                       max_deliver=max_deliver))
+
+
+async def ensure_bucket(js: JetStreamContext, bucket: str, ttl_s: float | None,
+                        history: int = 1) -> KeyValue:
+    """Create a KV bucket, or bring an existing one's TTL (max_age) up to date; idempotent.
+
+    Called by the services that own the TTL setting (executors, `greentic session`), not by
+    every service: a service without the setting would otherwise reset it at each start.
+    """
+    config = KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE,
+                            ttl=ttl_s or None)
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:  # exists with another TTL: change only that
+        info = await js.stream_info(f"KV_{bucket}")
+        info.config.max_age = ttl_s or 0
+        info.config.duplicate_window = min(DUPLICATE_WINDOW_S, ttl_s or DUPLICATE_WINDOW_S)
+        await js.update_stream(info.config)
+        log.info("bucket updated", bucket=bucket, ttl_s=ttl_s)
+        return await js.key_value(bucket)
