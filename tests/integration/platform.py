@@ -28,6 +28,18 @@ nodes:
     routing: reply
 """
 
+COUNTER_FLOW = """\
+id: counter
+type: messaging
+schema_version: 2
+start: count
+nodes:
+  count:
+    templating.handlebars:
+      text: "turn {{session.turn}}: {{in.input.text}}"
+    routing: reply
+"""
+
 BUNDLE = {
     "packs": {"acme-pack": {"path": "packs/acme"}, "globex-pack": {"path": "packs/globex"}},
     "tenants": {
@@ -36,6 +48,8 @@ BUNDLE = {
                         "config": {"anonymous": True, "secret": "acme-secret"}},
             "broken": {"provider": "webchat", "flow": "acme-pack/missing",
                        "config": {"anonymous": True}},
+            "counter": {"provider": "webchat", "flow": "acme-pack/counter",
+                        "config": {"anonymous": True}},
         }}}},
         "globex": {"packs": ["globex-pack"], "teams": {"sales": {"channels": {
             "webchat": {"provider": "webchat", "flow": "globex-pack/echo",
@@ -49,7 +63,8 @@ def write_pack(directory: Path, tenant_word: str) -> Path:
     (directory / "flows").mkdir(parents=True, exist_ok=True)
     (directory / "pack.yaml").write_text(
         f"pack_id: {directory.name}\nversion: 0.1.0\nflows:\n  - id: echo\n"
-        "    file: flows/echo.ygtc\n")
+        "    file: flows/echo.ygtc\n  - id: counter\n    file: flows/counter.ygtc\n")
+    (directory / "flows" / "counter.ygtc").write_text(COUNTER_FLOW)
     flow = directory / "flows" / "echo.ygtc"
     flow.write_text(ECHO_FLOW.replace("{{tenant}}", tenant_word))
     return flow

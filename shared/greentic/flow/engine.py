@@ -64,7 +64,7 @@ class Turn:
     envelope: Envelope
     """The inbound message (TenantCtx, conversation, sender…)."""
     context: dict[str, Any]
-    """The template context: in, input, prev, node, state, flow."""
+    """The template context: in, input, prev, node, state, flow, session."""
 
     @property
     def state(self) -> dict[str, Any]:
@@ -128,15 +128,16 @@ class FlowEngine:
         return PreparedFlow(flow, renderers, pack)
 
     async def run_turn(self, prepared: PreparedFlow, envelope: Envelope,
-                       resume: FlowSnapshot | None = None) -> TurnResult:
+                       resume: FlowSnapshot | None = None, *,
+                       session: dict[str, Any] | None = None) -> TurnResult:
         """Run from the start node (or where `resume` paused) until the flow ends, replies or
-        waits."""
+        waits. `session` is what templates see as `{{session.…}}` (e.g. `turn`)."""
         flow = prepared.flow
         message = input_context(envelope)
         outputs: dict[str, Any] = {}
         turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": outputs,
                                "prev": {}, "state": dict(resume.state) if resume else {},
-                               "flow": {}})
+                               "flow": {}, "session": dict(session or {})})
         replies: list[Reply] = []
         steps: list[str] = []
         node_id: str | None = resume.node if resume else flow.start

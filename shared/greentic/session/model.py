@@ -63,6 +63,12 @@ class Session(msgspec.Struct, kw_only=True):
     """Replies of the last applied message, republished if it is delivered again."""
     created_ms: int = 0
     updated_ms: int = 0
+    routed_seq: int = 0
+    """GREENTIC_ROUTED sequence of the last applied message: messages of one conversation are
+    applied in stream order, so any message at or below it was applied already."""
+    routed_epoch: str = ""
+    """Creation time of the GREENTIC_ROUTED stream `routed_seq` belongs to (sequences restart
+    if the stream is ever recreated)."""
 
 
 _encoder = msgspec.json.Encoder()
