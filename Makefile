@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean test-concurrency-redis bench-sessions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .greentic build *.egg-info
+
+# The 4-executor concurrency test (part of `make test`, on JetStream KV) on the Redis backend.
+test-concurrency-redis: $(STAMP)
+	GREENTIC_CONCURRENCY_BACKEND=redis $(BIN)/pytest -s tests/integration/test_sessions_concurrency.py
+
+bench-sessions: $(STAMP)
+	$(BIN)/greentic bench sessions

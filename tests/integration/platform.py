@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,14 +98,23 @@ class Platform:
         self.nats = start_nats(self.root / "nats", self.nats_port,
                                self.root / "logs" / "nats-server.log")
 
-    def start(self, service: str, wait: bool = True) -> subprocess.Popen:
-        port = self.health_ports.setdefault(service, free_port())
-        process = start_service(service, {**self.env, "GREENTIC_HEALTH_PORT": str(port)},
-                                self.root / "logs" / f"{service}.log")
-        self.services[service] = process
+    def start(self, service: str, wait: bool = True, *, name: str | None = None,
+              **env: str) -> subprocess.Popen:
+        """Start `service`; `name` (default: the service) tells replicas apart (logs, ports)."""
+        name = name or service
+        port = self.health_ports.setdefault(name, free_port())
+        process = start_service(service, {**self.env, **env, "GREENTIC_HEALTH_PORT": str(port)},
+                                self.root / "logs" / f"{name}.log")
+        self.services[name] = process
         if wait:
-            self.wait_ready(service)
+            self.wait_ready(name)
         return process
+
+    def health(self, name: str) -> dict:
+        """The /healthz counters of a running service."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_ports[name]}/healthz",
+                                    timeout=5) as response:
+            return json.loads(response.read())
 
     def wait_ready(self, service: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
