@@ -3,8 +3,8 @@ replies come back in send order and its session counts exactly one turn per mess
 an executor is frozen past ack_wait (a zombie that wakes up later) and another is killed -9
 while holding messages.
 
-Size: GREENTIC_CONCURRENCY_CONVERSATIONS × GREENTIC_CONCURRENCY_MESSAGES, default the issue's
-200 × 20 (about 60 s for both tests on 2 cores). Backend: GREENTIC_CONCURRENCY_BACKEND
+Size: GREENTIC_CONCURRENCY_CONVERSATIONS x GREENTIC_CONCURRENCY_MESSAGES, default the issue's
+200 x 20 (about 60 s for both tests on 2 cores). Backend: GREENTIC_CONCURRENCY_BACKEND
 (jetstream by default; `make test-concurrency-redis` runs the same on Redis).
 """
 
@@ -133,7 +133,7 @@ async def test_many_conversations_on_four_executors_stay_in_order_and_count_exac
         total = CONVERSATIONS * MESSAGES
         waits = sum(executors.health(name).get("turn_waits", 0)
                     for name in ("executor", *(f"executor-{n}" for n in range(2, 5))))
-        print(f"\n{CONVERSATIONS}×{MESSAGES} on {EXECUTORS} executors ({BACKEND}): posted in "
+        print(f"\n{CONVERSATIONS}x{MESSAGES} on {EXECUTORS} executors ({BACKEND}): posted in "
               f"{posted:.1f}s, all {total} replies in {elapsed:.1f}s = {total / elapsed:.0f} "
               f"turns/s; {waits} turns waited for an earlier message on another executor")
         await assert_nothing_more_arrives(executors, clients)
@@ -153,7 +153,7 @@ async def test_a_frozen_and_a_killed_executor_lose_nothing_and_apply_nothing_twi
         os.kill(executors.services["executor-2"].pid, signal.SIGSTOP)
         held_3 = await wait_for_in_flight(executors, "executor-3")
         executors.kill("executor-3")  # SIGKILL while holding messages
-        await asyncio.sleep(6)  # > 2 × ack_wait: the frozen executor's messages moved on
+        await asyncio.sleep(6)  # > 2 x ack_wait: the frozen executor's messages moved on
         os.kill(executors.services["executor-2"].pid, signal.SIGCONT)
         await sending
         replies = await collect(clients, wait_s=240)
