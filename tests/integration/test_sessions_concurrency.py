@@ -9,8 +9,11 @@ Size: GREENTIC_CONCURRENCY_CONVERSATIONS x GREENTIC_CONCURRENCY_MESSAGES, defaul
 """
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +177,38 @@ async def wait_for_in_flight(platform: Platform, name: str) -> int:
         if held > 0:
             return held
         await asyncio.sleep(0.01)
+
+
+def greentic(platform: Platform, *args: str) -> subprocess.CompletedProcess:
+    """Run the `greentic` CLI like an operator, with the platform's GREENTIC_* settings."""
+    return subprocess.run([sys.executable, "-m", "greentic", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **platform.env})
+
+
+async def test_operators_list_show_and_delete_a_session(executors: Platform) -> None:
+    async with aiohttp.ClientSession() as http:
+        client = await open_counter(executors, http)
+        for text in ("one", "two"):
+            replies = await client.replies_to(await client.post(text), wait_s=30)
+            assert len(replies) == 1
+        key = f"dev.acme.support.counter.{client.conversation}"
+        listed = await asyncio.to_thread(greentic, executors, "session", "list", "--tenant",
+                                         "acme", "--channel", "counter")
+        assert listed.returncode == 0, listed.stderr
+        assert f"{key}  turns=2  " in listed.stdout
+        other = await asyncio.to_thread(greentic, executors, "session", "list", "--tenant",
+                                        "globex")
+        assert key not in other.stdout
+        shown = await asyncio.to_thread(greentic, executors, "session", "show", key)
+        assert shown.returncode == 0, shown.stderr
+        document = json.loads(shown.stdout)
+        assert document["key"] == key and document["turns"] == 2
+        assert document["replies"] == [{"text": "turn 2: two"}]
+        deleted = await asyncio.to_thread(greentic, executors, "session", "delete", key)
+        assert (deleted.returncode, deleted.stdout.strip()) == (0, f"deleted {key}")
+        gone = await asyncio.to_thread(greentic, executors, "session", "show", key)
+        assert gone.returncode == 1 and "no session" in gone.stderr
+        replies = await client.replies_to(await client.post("three"), wait_s=30)
+        assert [r.text for r in replies] == ["turn 1: three"], "a deleted session starts afresh"
+        bad = await asyncio.to_thread(greentic, executors, "session", "show", "dev.acme.*.x.y")
+        assert bad.returncode == 1 and "not a valid subject token" in bad.stderr

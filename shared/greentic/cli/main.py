@@ -4,8 +4,10 @@ import importlib
 
 import click
 
+from greentic.cli.bench import bench
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
+from greentic.cli.session import session
 from greentic.cli.tap import tap
 from greentic.cli.up import up
 
@@ -29,3 +31,5 @@ for _service in SERVICES:
 cli.add_command(up)
 cli.add_command(send)
 cli.add_command(tap)
+cli.add_command(session)
+cli.add_command(bench)
