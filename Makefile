@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean browser-tools
+.PHONY: demo test lint clean browser-tools test-concurrency-redis bench-sessions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .greentic build *.egg-info
+
+# The 4-executor concurrency test (part of `make test`, on JetStream KV) on the Redis backend.
+test-concurrency-redis: $(STAMP)
+	GREENTIC_CONCURRENCY_BACKEND=redis $(BIN)/pytest -s tests/integration/test_sessions_concurrency.py
+
+bench-sessions: $(STAMP)
+	$(BIN)/greentic bench sessions

@@ -47,3 +47,20 @@ class RetryLater(GreenticError):
     def __init__(self, message: str, delay_s: float | None = None) -> None:
         super().__init__(message)
         self.delay_s = delay_s
+
+
+class RevisionConflict(GreenticError):
+    """A compare-and-swap write lost: the stored revision is not the one the caller read.
+
+    Re-read the value and redo the change; never overwrite.
+    """
+
+    def __init__(self, key: str, expected: int) -> None:
+        super().__init__(f"{key}: revision {expected} is no longer current (written meanwhile); "
+                         "re-read and retry")
+        self.key = key
+        self.expected = expected
+
+
+class StoreUnavailable(GreenticError):
+    """A session/state backend cannot be reached or used; the message names the setting."""

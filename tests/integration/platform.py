@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,18 @@ nodes:
     routing: reply
 """
 
+COUNTER_FLOW = """\
+id: counter
+type: messaging
+schema_version: 2
+start: count
+nodes:
+  count:
+    templating.handlebars:
+      text: "turn {{session.turn}}: {{in.input.text}}"
+    routing: reply
+"""
+
 BUNDLE = {
     "packs": {"acme-pack": {"path": "packs/acme"}, "globex-pack": {"path": "packs/globex"}},
     "tenants": {
@@ -36,6 +49,8 @@ BUNDLE = {
                         "config": {"anonymous": True, "secret": "acme-secret"}},
             "broken": {"provider": "webchat", "flow": "acme-pack/missing",
                        "config": {"anonymous": True}},
+            "counter": {"provider": "webchat", "flow": "acme-pack/counter",
+                        "config": {"anonymous": True}},
         }}}},
         "globex": {"packs": ["globex-pack"], "teams": {"sales": {"channels": {
             "webchat": {"provider": "webchat", "flow": "globex-pack/echo",
@@ -49,7 +64,8 @@ def write_pack(directory: Path, tenant_word: str) -> Path:
     (directory / "flows").mkdir(parents=True, exist_ok=True)
     (directory / "pack.yaml").write_text(
         f"pack_id: {directory.name}\nversion: 0.1.0\nflows:\n  - id: echo\n"
-        "    file: flows/echo.ygtc\n")
+        "    file: flows/echo.ygtc\n  - id: counter\n    file: flows/counter.ygtc\n")
+    (directory / "flows" / "counter.ygtc").write_text(COUNTER_FLOW)
     flow = directory / "flows" / "echo.ygtc"
     flow.write_text(ECHO_FLOW.replace("{{tenant}}", tenant_word))
     return flow
@@ -82,14 +98,23 @@ class Platform:
         self.nats = start_nats(self.root / "nats", self.nats_port,
                                self.root / "logs" / "nats-server.log")
 
-    def start(self, service: str, wait: bool = True) -> subprocess.Popen:
-        port = self.health_ports.setdefault(service, free_port())
-        process = start_service(service, {**self.env, "GREENTIC_HEALTH_PORT": str(port)},
-                                self.root / "logs" / f"{service}.log")
-        self.services[service] = process
+    def start(self, service: str, wait: bool = True, *, name: str | None = None,
+              **env: str) -> subprocess.Popen:
+        """Start `service`; `name` (default: the service) tells replicas apart (logs, ports)."""
+        name = name or service
+        port = self.health_ports.setdefault(name, free_port())
+        process = start_service(service, {**self.env, **env, "GREENTIC_HEALTH_PORT": str(port)},
+                                self.root / "logs" / f"{name}.log")
+        self.services[name] = process
         if wait:
-            self.wait_ready(service)
+            self.wait_ready(name)
         return process
+
+    def health(self, name: str) -> dict:
+        """The /healthz counters of a running service."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_ports[name]}/healthz",
+                                    timeout=5) as response:
+            return json.loads(response.read())
 
     def wait_ready(self, service: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

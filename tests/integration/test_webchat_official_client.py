@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 from greentic.cli.processes import free_port
 from tests.integration.platform import Platform, make_platform
@@ -51,7 +51,7 @@ def official_client() -> Path:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    channels = {"demo": {"provider": "webchat", "flow": "demo/welcome",
+    channels = {"demo": {"provider": "webchat", "flow": "demo/main",
                          "config": {"anonymous": True}}}
     running = make_platform(Path(tmp_path_factory.mktemp("webchat")), channels,
                             {"demo": str(REPO / "examples" / "demo" / "pack")})
@@ -59,7 +59,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     running.stop()
 
 
-async def test_the_official_web_chat_client_converses_and_buttons_continue_the_flow(
+async def bot_says(page: Page, text: str) -> None:
+    """Wait for a visible bot bubble containing `text` (Web Chat renders text in <p>)."""
+    await page.locator("p", has_text=text).last.wait_for(timeout=30_000)
+
+
+async def test_the_official_web_chat_client_holds_a_multi_turn_conversation_with_buttons(
         platform: Platform, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
@@ -85,12 +90,26 @@ async def test_the_official_web_chat_client_converses_and_buttons_continue_the_f
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(f"http://127.0.0.1:{site_port}/index.html")
             send_box = page.get_by_role("textbox")
-            await send_box.fill("hello from Chromium")
-            await send_box.press("Enter")
-            await page.get_by_text("You said: hello from Chromium").wait_for(timeout=30_000)
-            await page.get_by_role("button", name="Tell me more").last.click()
-            await page.get_by_text("You said: Tell me more").wait_for(timeout=30_000)
-            await page.wait_for_timeout(1500)
+
+            async def say(text: str) -> None:
+                await send_box.fill(text)
+                await send_box.press("Enter")
+
+            async def click(button: str) -> None:
+                await page.get_by_role("button", name=button).last.click()
+
+            await say("hello from Chromium")
+            await bot_says(page, "What would you like to do?")
+            await click("Sign up")
+            await bot_says(page, "What is your name?")
+            await say("Ada")
+            await bot_says(page, "Nice to meet you, Ada. How old are you?")
+            await say("36")
+            await bot_says(page, "Which plan would you like?")
+            await click("Team")
+            await bot_says(page, "Ada, 36 years, plan Team. Shall I register you?")
+            await click("Yes")
+            await bot_says(page, "Done! Welcome aboard, Ada.")
             await page.screenshot(path=str(ARTIFACTS / "webchat-official-client.png"))
             assert errors == []
         finally:

@@ -14,9 +14,11 @@ ALLOWED = {
     "telemetry": set(),
     "config": {"types", "bus", "errors"},
     "flow": {"types", "errors"},
-    "state": {"types", "bus", "errors"},
+    "session": {"types", "bus", "errors"},
+    "state": {"types", "bus", "errors", "session"},
     "pack": {"flow", "types", "bus", "config", "errors"},
-    "runner": {"flow", "pack", "state", "types", "bus", "config", "errors", "service"},
+    "runner": {"flow", "pack", "state", "session", "types", "bus", "config", "errors",
+               "service"},
 }
 
 

@@ -1,5 +1,6 @@
 """Every subject this platform uses is built and parsed here, with validated tokens."""
 
+import hashlib
 import re
 from typing import Literal, NamedTuple
 
@@ -27,31 +28,50 @@ def validate_token(field: str, value: str) -> str:
     return value
 
 
+def conversation_token(conversation: str) -> str:
+    """A conversation id as one subject/key token: itself when it is a safe token, else a
+    stable digest of it (`h-` + 32 hex chars), so any provider's ids fit."""
+    if isinstance(conversation, str) and conversation and len(conversation) <= 128 \
+            and _TOKEN.fullmatch(conversation):
+        return conversation
+    return "h-" + hashlib.sha256(str(conversation).encode()).hexdigest()[:32]
+
+
 class MessageSubject(NamedTuple):
-    """A parsed `greentic.messaging.{stage}.{env}.{tenant}.{team}.{channel}` subject."""
+    """A parsed `greentic.messaging.{stage}.{env}.{tenant}.{team}.{channel}[.{conversation}]`
+    subject (only `routed` subjects carry the conversation token)."""
 
     stage: Stage
     ctx: TenantCtx
     channel: str
+    conversation: str | None = None
 
 
-def message_subject(stage: Stage, ctx: TenantCtx, channel: str) -> str:
-    """Build the subject of one hop for a tenant's channel."""
-    return ".".join((
-        ROOT, stage, validate_token("env", ctx.env), validate_token("tenant", ctx.tenant),
-        validate_token("team", ctx.team), validate_token("channel", channel),
-    ))
+def message_subject(stage: Stage, ctx: TenantCtx, channel: str,
+                    conversation: str | None = None) -> str:
+    """Build the subject of one hop for a tenant's channel; `routed` subjects end with the
+    conversation's token so that executors can find a conversation's oldest pending message."""
+    tokens = [ROOT, stage, validate_token("env", ctx.env), validate_token("tenant", ctx.tenant),
+              validate_token("team", ctx.team), validate_token("channel", channel)]
+    if conversation is not None:
+        tokens.append(validate_token("conversation", conversation))
+    return ".".join(tokens)
 
 
 def parse_message_subject(subject: str) -> MessageSubject:
     """Inverse of `message_subject`; raises SubjectError for anything else."""
     parts = subject.split(".")
-    if len(parts) != 7 or ".".join(parts[:2]) != ROOT or parts[2] not in STAGES:
+    if not (len(parts) == 7 or (len(parts) == 8 and parts[2] == "routed")) \
+            or ".".join(parts[:2]) != ROOT or parts[2] not in STAGES:
         raise SubjectError("subject", subject,
-                           f"expected {ROOT}.<stage>.<env>.<tenant>.<team>.<channel>")
+                           f"expected {ROOT}.<stage>.<env>.<tenant>.<team>.<channel>"
+                           "[.<conversation> for routed]")
     env, tenant, team, channel = (validate_token(n, v) for n, v in
-                                  zip(("env", "tenant", "team", "channel"), parts[3:], strict=True))
-    return MessageSubject(parts[2], TenantCtx(env, tenant, team), channel)  # type: ignore[arg-type]
+                                  zip(("env", "tenant", "team", "channel"), parts[3:7],
+                                      strict=True))
+    conversation = validate_token("conversation", parts[7]) if len(parts) == 8 else None
+    return MessageSubject(parts[2], TenantCtx(env, tenant, team), channel,  # type: ignore[arg-type]
+                          conversation)
 
 
 def stage_filter(stage: Stage) -> str:
@@ -71,3 +91,17 @@ def webchat_activity_subject(ctx: TenantCtx, channel: str, conversation: str) ->
         validate_token("team", ctx.team), validate_token("channel", channel),
         validate_token("conversation", conversation),
     ))
+
+
+RELEASED_PREFIX = "greentic.executor.released"
+
+
+def released_subject(routed: str) -> str:
+    """Core-NATS notice that the oldest pending message of the conversation on the `routed`
+    subject was acked (executors waiting for their turn in that conversation wake up)."""
+    return RELEASED_PREFIX + routed[len(f"{ROOT}.routed"):]
+
+
+def routed_of_released(released: str) -> str:
+    """Inverse of `released_subject`."""
+    return f"{ROOT}.routed" + released[len(RELEASED_PREFIX):]

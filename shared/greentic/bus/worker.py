@@ -32,11 +32,13 @@ class WorkerCounters:
 @dataclass
 class HopWorker:
     """Reads one hop's durable pull consumer. Messages of one conversation run one after
-    another in stream order; different conversations run concurrently.
+    another in arrival order (a chain per conversation); different conversations run
+    concurrently, and fetching goes on while some messages wait (up to `max_in_flight`).
 
     A message is acked only after `handler` returned, i.e. after its effect is durable.
     `DeadLetter` from the handler dead-letters at once; any other error naks with back-off
-    until `max_deliver`, then dead-letters with the last reason.
+    until `max_deliver`, then dead-letters with the last reason. A failed message naks the
+    later messages of its conversation that this worker holds, keeping their order.
     """
 
     js: JetStreamContext
@@ -45,50 +47,85 @@ class HopWorker:
     max_deliver: int
     batch: int = 64
     retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
+    max_in_flight: int = 1024
+    ack_sync: bool = False
+    """Wait for the server to confirm each ack (needed when `on_acked` tells others about it)."""
+    on_acked: Handler | None = None
+    """Called after a message was acked (handled or dead-lettered)."""
+    chain_conversations: bool = True
+    """False when the handler orders each conversation itself (the executor's TurnOrder)."""
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _room: asyncio.Event = field(default_factory=asyncio.Event)
+    _chains: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
+    _in_flight: set[asyncio.Task[bool]] = field(default_factory=set)
 
     async def run(self) -> None:
-        """Fetch and handle until `stop()`; the batch in hand is finished and acked first."""
+        """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
         sub = await self.js.pull_subscribe_bind(durable=self.hop.consumer, stream=self.hop.stream)
         try:
             while not self._stopping.is_set():
+                room = self.max_in_flight - len(self._in_flight)
+                if room <= 0:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
                 try:
-                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                    msgs = await sub.fetch(min(self.batch, room), timeout=1.0)
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue  # nats-py raises either, depending on where the wait ended
                 except nats.errors.Error as exc:  # reconnecting, closed, no responders…
                     log.warning("fetch failed; retrying", hop=self.hop.stage, error=repr(exc))
                     await asyncio.sleep(0.5)
                     continue
-                await self._handle_batch(msgs)
+                for msg in msgs:
+                    self._dispatch(msg)
         finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
             self._stopped.set()
 
     def stats(self) -> dict[str, int]:
         """The counters, for /healthz."""
-        return dataclasses.asdict(self.counters)
+        return {**dataclasses.asdict(self.counters), "in_flight": len(self._in_flight)}
 
     async def stop(self) -> None:
-        """Stop fetching and wait for the batch in flight (graceful drain)."""
+        """Stop fetching and wait for the messages in flight (graceful drain)."""
         self._stopping.set()
+        self._room.set()
         await self._stopped.wait()
 
-    async def _handle_batch(self, msgs: list[Msg]) -> None:
-        by_conversation: dict[str, list[Msg]] = {}
-        for msg in msgs:
-            key = (msg.headers or {}).get(h.CONVERSATION) or f"seq:{msg.reply}"
-            by_conversation.setdefault(key, []).append(msg)
-        await asyncio.gather(*(self._handle_in_order(group) for group in by_conversation.values()))
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
-    async def _handle_in_order(self, group: list[Msg]) -> None:
-        for index, msg in enumerate(group):
-            if not await self._handle_one(msg):
-                # keep the conversation's order: later messages wait for the failed one
-                for later in group[index + 1:]:
-                    await later.nak(delay=self.retry_delays_s[0])
-                return
+    def _dispatch(self, msg: Msg) -> None:
+        key = (msg.headers or {}).get(h.CONVERSATION) or f"seq:{msg.reply}"
+        previous = self._chains.get(key) if self.chain_conversations else None
+        task = asyncio.create_task(self._handle_after(previous, msg))
+        self._chains[key] = task
+        self._in_flight.add(task)
+
+        def done(finished: asyncio.Task[bool]) -> None:
+            self._in_flight.discard(finished)
+            if self._chains.get(key) is finished:
+                del self._chains[key]
+            self._room.set()
+
+        task.add_done_callback(done)
+
+    async def _handle_after(self, previous: asyncio.Task[bool] | None, msg: Msg) -> bool:
+        if previous is not None:
+            try:
+                handled = await previous
+            except Exception:
+                handled = False
+            if not handled:
+                # keep the conversation's order: a later message waits for the failed one
+                await msg.nak(delay=self.retry_delays_s[0])
+                return False
+        return await self._handle_one(msg)
 
     async def _handle_one(self, msg: Msg) -> bool:
         try:
@@ -110,9 +147,22 @@ class HopWorker:
                         delivered=delivered, delay_s=delay, error=reason)
             await msg.nak(delay=delay)
             return False
-        await msg.ack()
+        await self._ack(msg)
         self.counters.handled += 1
         return True
+
+    async def _ack(self, msg: Msg) -> None:
+        try:
+            if self.ack_sync:
+                await msg.ack_sync(timeout=5.0)
+            else:
+                await msg.ack()
+            if self.on_acked is not None:
+                await self.on_acked(msg)
+        except (nats.errors.Error, TimeoutError) as exc:
+            # the effect is durable; a redelivery is recognised downstream (ids, sessions)
+            log.warning("ack failed; the message may be delivered again", hop=self.hop.stage,
+                        subject=msg.subject, error=repr(exc))
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         original = msg.headers or {}
@@ -125,7 +175,7 @@ class HopWorker:
             h.DEAD_SUBJECT: msg.subject,
         }
         await self.js.publish(deadletter_subject(self.hop.stage), msg.data, headers=headers)
-        await msg.ack()
+        await self._ack(msg)
         self.counters.dead_lettered += 1
         log.error("dead-lettered", hop=self.hop.stage, subject=msg.subject, reason=reason,
                   msg_id=original.get(h.MSG_ID))

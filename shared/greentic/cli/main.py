@@ -4,9 +4,11 @@ import importlib
 
 import click
 
+from greentic.cli.bench import bench
 from greentic.cli.flow import flow
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
+from greentic.cli.session import session
 from greentic.cli.tap import tap
 from greentic.cli.up import up
 
@@ -31,3 +33,5 @@ cli.add_command(up)
 cli.add_command(flow)
 cli.add_command(send)
 cli.add_command(tap)
+cli.add_command(session)
+cli.add_command(bench)

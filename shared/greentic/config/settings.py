@@ -12,6 +12,7 @@ from greentic.errors import ConfigError, SubjectError
 PREFIX = "GREENTIC_"
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
+SessionBackend = Literal["jetstream", "redis", "memory"]
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -54,12 +55,35 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Log level of the JSON logs on stderr."""
     log_format: Literal["json", "console"] = "json"
     """`console` for humans, `json` for machines."""
+    session_backend: SessionBackend = "jetstream"
+    """Executor: where sessions and state live: `jetstream` (KV buckets), `redis`, `memory`."""
+    redis_url: str = ""
+    """Executor: `redis://host:6379/0` (or `rediss://`, `unix://`); required for `redis`."""
+    redis_prefix: str = "greentic"
+    """Executor: prefix of every Redis key (lets several deployments share one Redis)."""
+    session_ttl_s: Positive = 24 * 3600.0
+    """Executor: a session nobody wrote for this long expires (bucket max_age / Redis PX)."""
+    executor_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """How many executor processes may run at once (the autoscaler's maximum); the `memory`
+    session backend is refused above 1, since each process would keep its own sessions."""
 
     def __post_init__(self) -> None:
         try:
             validate_token("env", self.env)
         except SubjectError as exc:
             raise ConfigError(f"{PREFIX}ENV: {exc}") from None
+        if self.session_backend == "redis" and not self.redis_url.startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"{PREFIX}REDIS_URL={self.redis_url!r}: {PREFIX}SESSION_BACKEND="
+                              "redis needs a redis://, rediss:// or unix:// URL")
+        if self.session_backend == "memory" and self.executor_replicas > 1:
+            raise ConfigError(f"{PREFIX}SESSION_BACKEND=memory: refused with "
+                              f"{PREFIX}EXECUTOR_REPLICAS={self.executor_replicas}; each executor "
+                              "would keep its own sessions. Use jetstream or redis.")
+        try:
+            validate_token("redis_prefix", self.redis_prefix)
+        except SubjectError as exc:
+            raise ConfigError(f"{PREFIX}REDIS_PREFIX: {exc}") from None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -137,9 +137,11 @@ class FlowEngine:
 
     async def run_turn(self, prepared: PreparedFlow, envelope: Envelope,
                        resume: FlowSnapshot | None = None,
-                       resolve: FlowResolver | None = None) -> TurnResult:
+                       resolve: FlowResolver | None = None, *,
+                       session: dict[str, Any] | None = None) -> TurnResult:
         """Run from the start node (or where `resume` paused) until the flow ends, replies
-        or waits. `resolve` finds other flows of the same pack (flow.call, flow.goto)."""
+        or waits. `resolve` finds other flows of the same pack (flow.call, flow.goto);
+        `session` is what templates see as `{{session.…}}` (e.g. `turn`)."""
         node_id = prepared.flow.start
         state: dict[str, Any] = {}
         if resume is not None:
@@ -149,7 +151,8 @@ class FlowEngine:
                 node_id, state = resume.node, dict(resume.state)
         message = input_context(envelope)
         turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": {},
-                               "prev": {}, "state": state, "flow": prepared.flow.parameters},
+                               "prev": {}, "state": state, "flow": prepared.flow.parameters,
+                               "session": dict(session or {})},
                     [], resumed_node=node_id if resume is not None else None, resolve=resolve)
         stop = await self._run(prepared, turn, node_id)
         return TurnResult(turn.replies, turn.steps, stop.snapshot)

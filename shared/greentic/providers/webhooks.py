@@ -17,7 +17,7 @@ from aiohttp import web
 from nats.js import JetStreamContext
 
 from greentic.bus import headers as h
-from greentic.bus.subjects import message_subject
+from greentic.bus.subjects import conversation_token, message_subject
 from greentic.config.bundle import Bundle
 from greentic.providers.channel import ChannelInstance
 from greentic.types.envelope import Envelope, encode_envelope
@@ -108,21 +108,10 @@ class Webhooks:
     async def publish(self, channel: ChannelInstance, event: InboundEvent) -> None:
         envelope = Envelope(id=event_message_id(channel, event.event_id), ctx=channel.ctx,
                             channel=channel.channel, provider=channel.provider,
-                            conversation=_conversation_token(event.conversation),
+                            conversation=conversation_token(event.conversation),
                             sender=event.sender, text=event.text[:8000], value=event.value,
                             thread=event.thread, created_ms=int(time.time() * 1000),
                             raw=event.raw, reply_target=event.conversation)
         await self.js.publish(message_subject("ingress", channel.ctx, channel.channel),
                               encode_envelope(envelope), headers=h.envelope_headers(envelope))
         self.published += 1
-
-
-def _conversation_token(conversation: str) -> str:
-    """A provider's chat id as a subject-safe token: as it is when it already is one
-    (`-100123`, `C024BE91L`), else a readable prefix plus a hash (the exact id travels in
-    `reply_target`)."""
-    if conversation and len(conversation) <= 100 and all(
-            c.isascii() and (c.isalnum() or c in "_-") for c in conversation):
-        return conversation
-    readable = "".join(c if c.isascii() and c.isalnum() else "_" for c in conversation[-40:])
-    return f"{readable}-{hashlib.sha256(conversation.encode()).hexdigest()[:20]}"

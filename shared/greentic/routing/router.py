@@ -4,7 +4,7 @@ import msgspec
 from nats.aio.msg import Msg
 
 from greentic.bus import headers as h
-from greentic.bus.subjects import message_subject
+from greentic.bus.subjects import conversation_token, message_subject
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter
@@ -33,5 +33,6 @@ class RouterService(HopService):
     async def handle(self, msg: Msg) -> None:
         routed = route(self.bundle, msg.subject, msg.data)
         headers = h.envelope_headers(routed, (msg.headers or {}).get(h.TRACEPARENT))
-        await self.js.publish(message_subject("routed", routed.ctx, routed.channel),
-                              encode_envelope(routed), headers=headers)
+        subject = message_subject("routed", routed.ctx, routed.channel,
+                                  conversation_token(routed.conversation))
+        await self.js.publish(subject, encode_envelope(routed), headers=headers)

@@ -1,27 +1,40 @@
-"""executor: runs the flow bound to each routed message and publishes its replies."""
+"""executor: runs the flow bound to each routed message and publishes its replies.
+
+Per message: wait for the conversation's turn (runner/turn_order.py) → read the session →
+run the turn from its paused snapshot → compare-and-swap the new session → publish the replies
+→ ack (the worker). A lost CAS race re-reads and redoes the turn; a message whose turn is
+already in the session (a redelivery) is not applied again, only its replies are republished.
+"""
 
 import asyncio
 import contextlib
 import time
 from typing import Any
 
+import msgspec
 import structlog
 from nats.aio.msg import Msg
 
 from greentic.bus import headers as h
-from greentic.bus.subjects import message_subject
-from greentic.bus.topology import FLOWS_BUCKET
+from greentic.bus.subjects import conversation_token, message_subject
+from greentic.bus.topology import FLOWS_BUCKET, HOPS
 from greentic.config.settings import Settings
-from greentic.errors import DeadLetter, FlowError, RetryLater
-from greentic.flow import FlowEngine, Reply
+from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
+from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
+from greentic.flow.turn import FlowResolver
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
+from greentic.runner.stores import Stores, open_stores
+from greentic.runner.turn_order import TurnOrder
 from greentic.service.hop import HopService, read_envelope
-from greentic.state import MemoryStateStore
+from greentic.session.model import APPLIED_KEPT, Session, SessionKey
+from greentic.session.store import SessionStore
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
 log = structlog.get_logger(__name__)
+
+CAS_ATTEMPTS = 20
 
 
 def reply_envelopes(inbound: Envelope, replies: list[Reply]) -> list[Envelope]:
@@ -35,32 +48,133 @@ def reply_envelopes(inbound: Envelope, replies: list[Reply]) -> list[Envelope]:
             for index, reply in enumerate(replies)]
 
 
+def resume_point(session: Session, prepared: PreparedFlow,
+                 resolve: FlowResolver | None = None) -> FlowSnapshot | None:
+    """The session's paused snapshot if it belongs to this flow's pack (a flow.goto may have
+    moved it to another flow of the pack) and its node still exists."""
+    if session.snapshot is None:
+        return None
+    snapshot = msgspec.convert(session.snapshot, FlowSnapshot)
+    if snapshot.pack != prepared.pack:
+        return None  # the channel was bound to another pack meanwhile: start afresh
+    paused_in = prepared if snapshot.flow == prepared.flow.id else \
+        resolve(snapshot.flow) if resolve is not None else None
+    if paused_in is None or snapshot.node not in paused_in.flow.nodes:
+        log.warning("paused flow or node gone from the new version; starting over",
+                    flow=snapshot.flow, node=snapshot.node)
+        return None
+    return snapshot
+
+
+class TurnApplier:
+    """Applies one message's turn to its session exactly once (CAS + redelivery detection)."""
+
+    def __init__(self, engine: FlowEngine, sessions: SessionStore, epoch: str) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.epoch = epoch
+        self.conflicts = 0
+        self.redeliveries = 0
+
+    def _applied(self, session: Session, inbound: Envelope, seq: int) -> bool:
+        if inbound.id in session.applied:
+            return True
+        return bool(seq) and session.routed_epoch == self.epoch and seq <= session.routed_seq
+
+    async def apply(self, key: SessionKey, prepared: PreparedFlow, inbound: Envelope,
+                    seq: int, resolve: FlowResolver | None = None) -> list[Reply]:
+        """The turn's replies; the session holds its effect when this returns."""
+        for _attempt in range(CAS_ATTEMPTS):
+            found = await self.sessions.get(key)
+            session, revision = found if found is not None else (Session(), None)
+            if self._applied(session, inbound, seq):
+                self.redeliveries += 1
+                if session.applied and session.applied[-1] == inbound.id:
+                    return msgspec.convert(session.replies, list[Reply])
+                return []  # an older turn: acked after its replies went out, nothing to redo
+            try:
+                result = await self.engine.run_turn(
+                    prepared, inbound, resume_point(session, prepared, resolve), resolve,
+                    session={"turn": session.turns + 1, "key": key.path()})
+            except FlowError as exc:
+                raise DeadLetter(str(exc)) from None
+            now = int(time.time() * 1000)
+            updated = msgspec.structs.replace(
+                session, turns=session.turns + 1,
+                snapshot=msgspec.to_builtins(result.paused) if result.paused else None,
+                applied=[*session.applied, inbound.id][-APPLIED_KEPT:],
+                replies=msgspec.to_builtins(result.replies), created_ms=session.created_ms or now,
+                updated_ms=now, routed_seq=seq, routed_epoch=self.epoch)
+            try:
+                if revision is None:
+                    await self.sessions.create(key, updated)
+                else:
+                    await self.sessions.update(key, updated, revision)
+            except RevisionConflict:
+                self.conflicts += 1
+                log.info("session written meanwhile; redoing the turn", key=key.path())
+                continue
+            return result.replies
+        raise RetryLater(f"session {key.path()} kept changing during {CAS_ATTEMPTS} attempts")
+
+
 class ExecutorService(HopService):
     name = "executor"
     stage = "routed"
+    ack_sync = True  # the next message of the conversation may start once the ack is in
+    chain_conversations = False  # TurnOrder keeps each conversation in order, across processes
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.registry = FlowRegistry(FlowEngine(operations=state_operations(MemoryStateStore())))
+        self.registry = FlowRegistry(FlowEngine())
         self._follow: asyncio.Task | None = None
+        self._stores: Stores | None = None
+        self._order: TurnOrder | None = None
+        self._applier: TurnApplier | None = None
 
     async def prepare(self) -> None:
+        # open the session backend first: a misconfigured one stops the service at start
+        self._stores = await open_stores(self.settings, self.js)
+        self.registry.engine.operations.update(state_operations(self._stores.state))
+        routed = HOPS["routed"].stream
+        epoch = str((await self.js.stream_info(routed)).created or "")
+        self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch)
+        give_up = self.settings.ack_wait_s * (self.settings.max_deliver + 2) + 30
+        self._order = TurnOrder(self.nc, self.js, routed, ack_wait_s=self.settings.ack_wait_s,
+                                give_up_s=give_up)
+        await self._order.start()
         kv = await self.js.key_value(FLOWS_BUCKET)
         self._follow = asyncio.create_task(self.registry.follow(kv))
         await self.registry.loaded.wait()
 
     async def stop(self) -> None:
+        if self._order is not None:
+            self._order.stopping = True
         await super().stop()
+        if self._order is not None:
+            await self._order.stop()
         if self._follow is not None:
             self._follow.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follow
+        if self._stores is not None:
+            await self._stores.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"flows": len(self.registry), **super().stats()}
+        sessions = {"session_conflicts": self._applier.conflicts,
+                    "redeliveries_recognised": self._applier.redeliveries} if self._applier else {}
+        waits = {"turn_waits": self._order.waits} if self._order else {}
+        return {"flows": len(self.registry), "session_backend": self.settings.session_backend,
+                **sessions, **waits, **super().stats()}
+
+    async def on_acked(self, msg: Msg) -> None:
+        if self._order is not None:
+            await self._order.released(msg)
 
     async def handle(self, msg: Msg) -> None:
-        """Routed message → its flow's turn → replies published (acked by the worker after)."""
+        """Routed message → its turn applied to the session → replies published (acked by the
+        worker after)."""
+        assert self._order is not None and self._applier is not None
         inbound = read_envelope(msg.subject, msg.data)
         if inbound.flow is None:
             raise DeadLetter("routed message carries no flow")
@@ -68,15 +182,18 @@ class ExecutorService(HopService):
         if prepared is None:
             raise RetryLater(f"flow {inbound.flow.pack}/{inbound.flow.flow} is not loaded "
                              f"for tenant {inbound.ctx.tenant!r}")
-        try:
-            result = await self.registry.engine.run_turn(
-                prepared, inbound, resolve=self.registry.resolver(inbound.ctx, inbound.flow.pack))
-        except FlowError as exc:
-            raise DeadLetter(str(exc)) from None
+        await self._order.wait_for_turn(msg)
+        key = SessionKey(inbound.ctx, inbound.channel, conversation_token(inbound.conversation))
+        replies = await self._applier.apply(
+            key, prepared, inbound, msg.metadata.sequence.stream,
+            self.registry.resolver(inbound.ctx, inbound.flow.pack))
         traceparent = (msg.headers or {}).get(h.TRACEPARENT)
-        for reply in reply_envelopes(inbound, result.replies):
+        for reply in reply_envelopes(inbound, replies):
             await self.js.publish(message_subject("egress", reply.ctx, reply.channel),
                                   encode_envelope(reply),
                                   headers=h.envelope_headers(reply, traceparent))
         log.debug("turn done", msg_id=inbound.id, tenant=inbound.ctx.tenant,
-                  steps=result.steps, replies=len(result.replies))
+                  replies=len(replies))
+
+
+__all__ = ["ExecutorService", "TurnApplier", "reply_envelopes", "resume_point"]

@@ -5,7 +5,7 @@ import sys
 from collections.abc import Callable
 
 from greentic.config.settings import Settings, load_settings
-from greentic.errors import ConfigError
+from greentic.errors import ConfigError, StoreUnavailable
 from greentic.service.host import Service, run_service
 
 
@@ -20,6 +20,11 @@ def run_main(build: Callable[[Settings], Service]) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run_service(service, settings))
+        runner = asyncio.run
     else:
-        uvloop.run(run_service(service, settings))
+        runner = uvloop.run
+    try:
+        runner(run_service(service, settings))
+    except (ConfigError, StoreUnavailable) as exc:  # e.g. the session backend cannot be used
+        print(f"greentic: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -6,7 +6,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from greentic.bus.subjects import Stage, parse_message_subject
+from greentic.bus.subjects import Stage, conversation_token, parse_message_subject
 from greentic.bus.topology import HOPS, ensure_consumer
 from greentic.bus.worker import HopWorker
 from greentic.config.settings import Settings
@@ -23,6 +23,9 @@ def read_envelope(subject: str, data: bytes) -> Envelope:
         raise DeadLetter(str(exc)) from None
     if envelope.ctx != where.ctx or envelope.channel != where.channel:
         raise DeadLetter("envelope tenant/channel does not match its subject")
+    if where.conversation is not None and \
+            where.conversation != conversation_token(envelope.conversation):
+        raise DeadLetter("envelope conversation does not match its subject")
     return envelope
 
 
@@ -31,11 +34,21 @@ class HopService:
 
     name = "hop"
     stage: Stage
+    ack_sync = False
+    """Wait for the server to confirm each ack before `on_acked`."""
+    chain_conversations = True
+    """Run one conversation's messages one after another inside this process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._worker: HopWorker | None = None
         self._js: JetStreamContext | None = None
+        self._nc: Client | None = None
+
+    @property
+    def nc(self) -> Client:
+        assert self._nc is not None, "start() first"
+        return self._nc
 
     @property
     def js(self) -> JetStreamContext:
@@ -47,12 +60,15 @@ class HopService:
 
     async def start(self, nc: Client, js: JetStreamContext) -> None:
         self._js = js
+        self._nc = nc
         await self.prepare()
         hop = HOPS[self.stage]
         await ensure_consumer(js, hop, ack_wait_s=self.settings.ack_wait_s,
                               max_deliver=self.settings.max_deliver)
         self._worker = HopWorker(js, hop, self.handle, max_deliver=self.settings.max_deliver,
-                                 batch=self.settings.fetch_batch)
+                                 batch=self.settings.fetch_batch, ack_sync=self.ack_sync,
+                                 on_acked=self.on_acked,
+                                 chain_conversations=self.chain_conversations)
 
     async def run(self) -> None:
         assert self._worker is not None
@@ -64,6 +80,9 @@ class HopService:
 
     def stats(self) -> dict[str, Any]:
         return self._worker.stats() if self._worker else {}
+
+    async def on_acked(self, msg: Msg) -> None:
+        """Hook: `msg` was acked (handled or dead-lettered)."""
 
     async def handle(self, msg: Msg) -> None:
         raise NotImplementedError

@@ -1,0 +1,76 @@
+"""Records in a JetStream KV bucket: revision = stream sequence, CAS = expected last sequence."""
+
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+
+from greentic.bus.topology import ensure_bucket
+from greentic.errors import RevisionConflict
+
+# JSStreamWrongLastSequenceErrF (single server) and JSStreamWrongLastSequenceConstantErr
+# (replicated buckets, R>1). nats-py ≥ 2.15 maps both to KeyWrongLastSequenceError; the codes
+# are checked as well so that a plain APIError from another code path is still a conflict.
+WRONG_LAST_SEQUENCE_CODES = (10071, 10164)
+
+
+def _is_conflict(exc: APIError) -> bool:
+    return isinstance(exc, KeyWrongLastSequenceError) or exc.err_code in WRONG_LAST_SEQUENCE_CODES
+
+
+class JetStreamRecords:
+    """A KV bucket shared by every executor; idle values expire by the bucket's max_age."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, bucket: str,
+                   ttl_s: float | None) -> "JetStreamRecords":
+        """Create or update the bucket (idempotent) and bind to it."""
+        return cls(await ensure_bucket(js, bucket, ttl_s))
+
+    async def get(self, path: str) -> tuple[bytes, int] | None:
+        try:
+            entry = await self.kv.get(path)
+        except NotFoundError:  # KeyNotFoundError, KeyDeletedError (tombstone)
+            return None
+        if entry.value is None:
+            return None
+        return entry.value, entry.revision or 0
+
+    async def create(self, path: str, value: bytes) -> int:
+        try:
+            return await self.kv.create(path, value)
+        except APIError as exc:
+            if _is_conflict(exc):
+                raise RevisionConflict(path, 0) from None
+            raise
+
+    async def update(self, path: str, value: bytes, revision: int) -> int:
+        try:
+            return await self.kv.update(path, value, last=revision)
+        except APIError as exc:
+            if _is_conflict(exc):
+                raise RevisionConflict(path, revision) from None
+            raise
+
+    async def put(self, path: str, value: bytes) -> int:
+        return await self.kv.put(path, value)
+
+    async def delete(self, path: str) -> None:
+        await self.kv.purge(path)
+
+    async def paths(self, pattern: str) -> list[str]:
+        watcher = await self.kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        found: set[str] = set()
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of the current values
+                    break
+                found.add(entry.key)
+        finally:
+            await watcher.stop()
+        return sorted(found)
+
+    async def close(self) -> None:
+        """The NATS connection belongs to the caller."""
