@@ -190,3 +190,13 @@ async def test_a_permanent_provider_refusal_is_dead_lettered_with_the_reason(
     assert "telegram refused the message: HTTP 400" in dead.headers["Greentic-Dead-Reason"]
     assert "chat not found" in dead.headers["Greentic-Dead-Reason"]
     assert TELEGRAM_TOKEN not in dead.headers["Greentic-Dead-Reason"]
+
+
+def test_no_secret_value_appears_in_any_log(platform: Platform) -> None:
+    """Runs after the module's other tests: tokens were used, signatures checked, requests
+    refused and dead-lettered — none of the secret values may show up in a log line."""
+    for service in ("ingress", "router", "executor", "egress", "pack-loader"):
+        log = platform.log(service)
+        assert log, service
+        for value in (SLACK_SECRET, SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN):
+            assert value not in log, (service, value)

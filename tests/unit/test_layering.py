@@ -10,10 +10,10 @@ LIBRARY = Path(__file__).parents[2] / "shared" / "greentic"
 # a layer may import itself and the layers listed for it
 ALLOWED = {
     "types": {"errors"},
-    "bus": {"types", "errors"},
+    "bus": {"types", "errors", "telemetry"},
     "telemetry": set(),
     "config": {"types", "bus", "errors"},
-    "flow": {"types", "errors"},
+    "flow": {"types", "errors", "telemetry"},
     "session": {"types", "bus", "errors"},
     "state": {"types", "bus", "errors", "session"},
     "pack": {"flow", "types", "bus", "config", "errors"},

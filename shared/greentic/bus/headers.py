@@ -1,5 +1,6 @@
 """NATS headers: what infrastructure needs without parsing the body."""
 
+from greentic.telemetry.tracing import inject_context
 from greentic.types.envelope import Envelope
 
 MSG_ID = "Nats-Msg-Id"
@@ -13,8 +14,8 @@ DEAD_STAGE = "Greentic-Dead-Stage"
 DEAD_SUBJECT = "Greentic-Dead-Subject"
 
 
-def envelope_headers(envelope: Envelope, traceparent: str | None = None) -> dict[str, str]:
-    """Headers for publishing `envelope`; `traceparent` is passed through from the input."""
+def envelope_headers(envelope: Envelope) -> dict[str, str]:
+    """Headers for publishing `envelope`, with the current span's trace context."""
     headers = {
         MSG_ID: envelope.id,
         ENV: envelope.ctx.env,
@@ -22,6 +23,4 @@ def envelope_headers(envelope: Envelope, traceparent: str | None = None) -> dict
         TEAM: envelope.ctx.team,
         CONVERSATION: envelope.conversation,
     }
-    if traceparent:
-        headers[TRACEPARENT] = traceparent
-    return headers
+    return inject_context(headers)

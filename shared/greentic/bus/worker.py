@@ -9,11 +9,14 @@ import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry.trace import Span, SpanKind
 
 from greentic.bus import headers as h
 from greentic.bus.subjects import deadletter_subject
 from greentic.bus.topology import Hop
 from greentic.errors import DeadLetter, RetryLater
+from greentic.telemetry.metrics import DEAD_LETTERS, ERRORS, MESSAGES
+from greentic.telemetry.tracing import mark_error, span
 
 log = structlog.get_logger(__name__)
 
@@ -128,18 +131,35 @@ class HopWorker:
         return await self._handle_one(msg)
 
     async def _handle_one(self, msg: Msg) -> bool:
+        headers = msg.headers or {}
+        with span(f"{self.hop.stage} process", kind=SpanKind.CONSUMER, headers=headers,
+                  attributes={"messaging.system": "nats", "messaging.operation.type": "process",
+                              "messaging.destination.name": msg.subject,
+                              "messaging.consumer.group.name": self.hop.consumer,
+                              "messaging.message.id": headers.get(h.MSG_ID),
+                              "greentic.tenant": headers.get(h.TENANT),
+                              "greentic.team": headers.get(h.TEAM),
+                              "greentic.conversation": headers.get(h.CONVERSATION)}) as current:
+            return await self._handle_traced(msg, current)
+
+    async def _handle_traced(self, msg: Msg, current: Span) -> bool:
+        stage = {"stage": self.hop.stage}
         try:
             await self.handler(msg)
         except DeadLetter as exc:
+            mark_error(current, str(exc))
             await self._dead_letter(msg, str(exc))
             return True
         except Exception as exc:  # one bad message never kills the loop
             reason = f"{type(exc).__name__}: {exc}"
+            mark_error(current, reason)
+            ERRORS.add(1, {**stage, "kind": type(exc).__name__})
             delivered = msg.metadata.num_delivered
             if delivered >= self.max_deliver:
                 await self._dead_letter(msg, f"gave up after {delivered} deliveries: {reason}")
                 return True
             self.counters.retried += 1
+            MESSAGES.add(1, {**stage, "outcome": "retried"})
             delay = self.retry_delays_s[min(delivered, len(self.retry_delays_s)) - 1]
             if isinstance(exc, RetryLater) and exc.delay_s is not None:
                 delay = min(max(exc.delay_s, 0.0), 300.0)
@@ -149,6 +169,7 @@ class HopWorker:
             return False
         await self._ack(msg)
         self.counters.handled += 1
+        MESSAGES.add(1, {**stage, "outcome": "handled"})
         return True
 
     async def _ack(self, msg: Msg) -> None:
@@ -177,5 +198,7 @@ class HopWorker:
         await self.js.publish(deadletter_subject(self.hop.stage), msg.data, headers=headers)
         await self._ack(msg)
         self.counters.dead_lettered += 1
+        MESSAGES.add(1, {"stage": self.hop.stage, "outcome": "dead_lettered"})
+        DEAD_LETTERS.add(1, {"stage": self.hop.stage})
         log.error("dead-lettered", hop=self.hop.stage, subject=msg.subject, reason=reason,
                   msg_id=original.get(h.MSG_ID))

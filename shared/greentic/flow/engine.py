@@ -7,6 +7,7 @@ Persistence is the executor's job. Operations are looked up in a registry, so la
 """
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from greentic.flow.turn import (
     Turn,
     TurnResult,
 )
+from greentic.telemetry.metrics import FLOW_DURATION
+from greentic.telemetry.tracing import span
 from greentic.types.envelope import Button, Envelope
 
 MAX_STEPS_PER_TURN = 100
@@ -154,7 +157,14 @@ class FlowEngine:
                                "prev": {}, "state": state, "flow": prepared.flow.parameters,
                                "session": dict(session or {})},
                     [], resumed_node=node_id if resume is not None else None, resolve=resolve)
-        stop = await self._run(prepared, turn, node_id)
+        started = time.perf_counter()
+        with span(f"flow {prepared.flow.id}", attributes={
+                "greentic.flow": prepared.flow.id, "greentic.pack": prepared.pack,
+                "greentic.flow.version": prepared.flow.version[:12],
+                "greentic.tenant": envelope.ctx.tenant, "greentic.resumed_at": turn.resumed_node}):
+            stop = await self._run(prepared, turn, node_id)
+        FLOW_DURATION.record(time.perf_counter() - started,
+                             {"flow": prepared.flow.id, "tenant": envelope.ctx.tenant})
         return TurnResult(turn.replies, turn.steps, stop.snapshot)
 
     def _resolve(self, resolve: FlowResolver | None, flow_id: str, caller: Flow) -> PreparedFlow:
@@ -236,7 +246,10 @@ class FlowEngine:
         attempt = 0
         while True:
             try:
-                return await asyncio.wait_for(operation(node, rendered, turn), timeout_s)
+                with span(f"node {node.id}", attributes={"greentic.node": node.id,
+                                                         "greentic.operation": node.op,
+                                                         "greentic.attempt": attempt + 1}):
+                    return await asyncio.wait_for(operation(node, rendered, turn), timeout_s)
             except TimeoutError:
                 error = NodeError("timeout", f"timeout after {timeout_s * 1000:.0f} ms",
                                   retryable=True)

@@ -5,6 +5,7 @@ from typing import Any, Protocol
 import aiohttp
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
@@ -16,6 +17,8 @@ from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
 from greentic.providers.webchat.activity import bot_activity
 from greentic.providers.webchat.transcript import Transcript
 from greentic.service.hop import HopService, read_envelope
+from greentic.telemetry.metrics import MESSAGES_OUT
+from greentic.telemetry.tracing import span
 from greentic.types.envelope import Envelope
 
 
@@ -75,14 +78,19 @@ class EgressService(HopService):
         if channel is None:
             raise DeadLetter(f"channel {envelope.channel!r} of tenant {envelope.ctx.tenant!r} "
                              "is not in the bundle")
-        if envelope.provider == WEBCHAT:  # the transcript deduplicates by id itself
-            await sender.send(envelope, channel)
-            return
-        if await already_sent(self.sent, envelope.id):
-            self.skipped_duplicates += 1
-            return
-        try:
-            await sender.send(envelope, channel)
-        except ConfigError as exc:
-            raise DeadLetter(str(exc)) from None
-        await mark_sent(self.sent, envelope.id)
+        attributes = {"greentic.provider": envelope.provider, "greentic.channel": channel.channel,
+                      "greentic.tenant": envelope.ctx.tenant, "messaging.message.id": envelope.id}
+        with span(f"send {envelope.provider}", kind=SpanKind.CLIENT, attributes=attributes):
+            if envelope.provider == WEBCHAT:  # the transcript deduplicates by id itself
+                await sender.send(envelope, channel)
+            elif await already_sent(self.sent, envelope.id):
+                self.skipped_duplicates += 1
+                return
+            else:
+                try:
+                    await sender.send(envelope, channel)
+                except ConfigError as exc:
+                    raise DeadLetter(str(exc)) from None
+                await mark_sent(self.sent, envelope.id)
+        MESSAGES_OUT.add(1, {"provider": envelope.provider, "tenant": envelope.ctx.tenant,
+                             "channel": envelope.channel})

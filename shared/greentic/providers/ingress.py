@@ -10,12 +10,14 @@ import structlog
 from aiohttp import web
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.webchat.directline import DirectLine
 from greentic.providers.webhooks import Webhooks
+from greentic.telemetry.tracing import span
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +48,21 @@ def cors_middleware(origins: str) -> Any:
         return response
 
     return cors
+
+
+@web.middleware
+async def _traced(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A SERVER span per request that can carry a message in (continuing the caller's
+    `traceparent`), so the publish and every later hop join the caller's trace."""
+    if request.method == "GET":
+        return await handler(request)
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource \
+        else request.path
+    with span(f"{request.method} {route}", kind=SpanKind.SERVER, headers=request.headers,
+              attributes={"http.request.method": request.method, "http.route": route}) as current:
+        response = await handler(request)
+        current.set_attribute("http.response.status_code", response.status)
+        return response
 
 
 @web.middleware
@@ -86,7 +103,7 @@ class IngressService:
                                       public_url)
         app = web.Application(client_max_size=self.settings.max_body_bytes,
                               middlewares=[cors_middleware(self.settings.cors_origins),
-                                           _errors])
+                                           _traced, _errors])
         self._webhooks = Webhooks(js, self.bundle, self.settings.env, {
             telegram.KIND: telegram.TelegramWebhook(), slack.KIND: slack.SlackWebhook(),
             whatsapp.KIND: whatsapp.WhatsAppWebhook(), teams.KIND: teams.TeamsWebhook()})

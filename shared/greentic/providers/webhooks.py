@@ -16,11 +16,11 @@ import structlog
 from aiohttp import web
 from nats.js import JetStreamContext
 
-from greentic.bus import headers as h
-from greentic.bus.subjects import conversation_token, message_subject
+from greentic.bus.subjects import conversation_token
 from greentic.config.bundle import Bundle
 from greentic.providers.channel import ChannelInstance
-from greentic.types.envelope import Envelope, encode_envelope
+from greentic.providers.inbound import publish_inbound
+from greentic.types.envelope import Envelope
 
 log = structlog.get_logger(__name__)
 
@@ -112,6 +112,5 @@ class Webhooks:
                             sender=event.sender, text=event.text[:8000], value=event.value,
                             thread=event.thread, created_ms=int(time.time() * 1000),
                             raw=event.raw, reply_target=event.conversation)
-        await self.js.publish(message_subject("ingress", channel.ctx, channel.channel),
-                              encode_envelope(envelope), headers=h.envelope_headers(envelope))
+        await publish_inbound(self.js, envelope)
         self.published += 1

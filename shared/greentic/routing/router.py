@@ -32,7 +32,7 @@ class RouterService(HopService):
 
     async def handle(self, msg: Msg) -> None:
         routed = route(self.bundle, msg.subject, msg.data)
-        headers = h.envelope_headers(routed, (msg.headers or {}).get(h.TRACEPARENT))
+        headers = h.envelope_headers(routed)
         subject = message_subject("routed", routed.ctx, routed.channel,
                                   conversation_token(routed.conversation))
         await self.js.publish(subject, encode_envelope(routed), headers=headers)

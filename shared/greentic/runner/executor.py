@@ -187,11 +187,10 @@ class ExecutorService(HopService):
         replies = await self._applier.apply(
             key, prepared, inbound, msg.metadata.sequence.stream,
             self.registry.resolver(inbound.ctx, inbound.flow.pack))
-        traceparent = (msg.headers or {}).get(h.TRACEPARENT)
         for reply in reply_envelopes(inbound, replies):
             await self.js.publish(message_subject("egress", reply.ctx, reply.channel),
                                   encode_envelope(reply),
-                                  headers=h.envelope_headers(reply, traceparent))
+                                  headers=h.envelope_headers(reply))
         log.debug("turn done", msg_id=inbound.id, tenant=inbound.ctx.tenant,
                   replies=len(replies))
 

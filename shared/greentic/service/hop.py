@@ -1,7 +1,9 @@
 """The shape shared by router, executor and egress: one hop's consumer, one handler."""
 
+import asyncio
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -11,7 +13,10 @@ from greentic.bus.topology import HOPS, ensure_consumer
 from greentic.bus.worker import HopWorker
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, EnvelopeError, SubjectError
+from greentic.telemetry.metrics import CONSUMER_LAG
 from greentic.types.envelope import Envelope, decode_envelope
+
+LAG_INTERVAL_S = 5.0
 
 
 def read_envelope(subject: str, data: bytes) -> Envelope:
@@ -72,7 +77,23 @@ class HopService:
 
     async def run(self) -> None:
         assert self._worker is not None
-        await self._worker.run()
+        lag = asyncio.create_task(self._report_lag())
+        try:
+            await self._worker.run()
+        finally:
+            lag.cancel()
+
+    async def _report_lag(self) -> None:
+        """The hop's consumer lag as a metric (what an autoscaler watches), every 5 s."""
+        hop = HOPS[self.stage]
+        labels = {"stream": hop.stream, "consumer": hop.consumer}
+        while True:
+            try:
+                info = await self.js.consumer_info(hop.stream, hop.consumer)
+                CONSUMER_LAG.set(info.num_pending or 0, labels)
+            except (nats.errors.Error, TimeoutError):
+                pass  # reported again on the next round
+            await asyncio.sleep(LAG_INTERVAL_S)
 
     async def stop(self) -> None:
         if self._worker is not None:

@@ -14,6 +14,8 @@ from greentic.bus.connection import connect
 from greentic.bus.topology import ensure_streams
 from greentic.config.settings import Settings
 from greentic.telemetry.logging import configure_logging
+from greentic.telemetry.metrics import configure_metrics, prometheus_text
+from greentic.telemetry.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -46,14 +48,22 @@ async def _health_app(service: Service, nc: Client, ready: asyncio.Event) -> web
                                  status=200 if ok else 503)
 
     app = web.Application()
+    async def prometheus(_request: web.Request) -> web.Response:
+        return web.Response(body=prometheus_text(),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus)
     return app
 
 
 async def run_service(service: Service, settings: Settings) -> None:
     """The whole life of a service process."""
     configure_logging(service.name, settings.log_level, settings.log_format)
+    tracing = configure_tracing(service.name)
+    meters = configure_metrics(service.name)
     nc = await connect(settings.nats_url, service.name)
     js = nc.jetstream()
     ready = asyncio.Event()
@@ -90,4 +100,6 @@ async def run_service(service: Service, settings: Settings) -> None:
             await asyncio.wait_for(nc.drain(), 5)
         except Exception:  # no server to drain to: just close
             await nc.close()
+        tracing.shutdown()  # flushes spans still batched
+        meters.shutdown()
         log.info("stopped")

@@ -5,8 +5,18 @@ import sys
 
 import structlog
 
+from greentic.telemetry.tracing import current_ids
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
+
+
+def _add_trace_ids(_logger: object, _name: str, event: dict) -> dict:
+    """Every line logged inside a span names its trace and span."""
+    ids = current_ids()
+    if ids is not None:
+        event["trace_id"], event["span_id"] = ids
+    return event
 
 
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
@@ -16,6 +26,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

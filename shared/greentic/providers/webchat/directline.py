@@ -16,10 +16,10 @@ import structlog
 from aiohttp import WSMsgType, web
 from nats.js import JetStreamContext
 
-from greentic.bus import headers as h
-from greentic.bus.subjects import message_subject, validate_token
+from greentic.bus.subjects import validate_token
 from greentic.config.bundle import Bundle
 from greentic.errors import SubjectError
+from greentic.providers.inbound import publish_inbound
 from greentic.providers.webchat.activity import (
     PROVIDER,
     activity_id,
@@ -37,7 +37,6 @@ from greentic.providers.webchat.tokens import (
     verify_token,
 )
 from greentic.providers.webchat.transcript import Transcript
-from greentic.types.envelope import encode_envelope
 from greentic.types.tenant import TenantCtx
 
 log = structlog.get_logger(__name__)
@@ -178,10 +177,7 @@ class DirectLine:
         envelope = envelope_from_activity(activity, message_id=activity_id(cid, activity),
                                           ctx=ctx, channel=claims.channel, conversation=cid)
         # durable before we answer: the flow input first, then the transcript echo
-        await self.js.publish(message_subject("ingress", ctx, claims.channel),
-                              encode_envelope(envelope),
-                              headers=h.envelope_headers(envelope,
-                                                         request.headers.get("traceparent")))
+        await publish_inbound(self.js, envelope)
         await Transcript(self.js, ctx, claims.channel, cid).append(user_echo(activity, envelope))
         self.published += 1
         return web.json_response({"id": envelope.id})
