@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from opentelemetry.trace import Span, SpanKind
 
 from greentic.bus import headers as h
+from greentic.bus.fetch import BatchFetcher
 from greentic.bus.subjects import deadletter_subject
 from greentic.bus.topology import Hop
 from greentic.errors import DeadLetter, RetryLater
@@ -67,6 +68,7 @@ class HopWorker:
     async def run(self) -> None:
         """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
         sub = await self.js.pull_subscribe_bind(durable=self.hop.consumer, stream=self.hop.stream)
+        fetcher = BatchFetcher(sub, self.batch)
         try:
             while not self._stopping.is_set():
                 room = self.max_in_flight - len(self._in_flight)
@@ -75,9 +77,7 @@ class HopWorker:
                     await self._room.wait()
                     continue
                 try:
-                    msgs = await sub.fetch(min(self.batch, room), timeout=1.0)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    continue  # nats-py raises either, depending on where the wait ended
+                    msgs = await fetcher.next_batch(room)
                 except nats.errors.Error as exc:  # reconnecting, closed, no responders…
                     log.warning("fetch failed; retrying", hop=self.hop.stage, error=repr(exc))
                     await asyncio.sleep(0.5)

@@ -14,6 +14,7 @@ import nats
 from rich.console import Console
 from rich.table import Table
 
+from greentic.bench.e2e import Result
 from greentic.cli.processes import free_port, start_nats, stop_processes
 from greentic.errors import StoreUnavailable
 from greentic.flow.engine import FlowEngine
@@ -158,3 +159,89 @@ def sessions(ops: int, concurrency: int, nats_url: str | None, redis_url: str) -
             stop_processes([server], timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
     Console(width=160).print(table)
+
+
+def _e2e_table(results: list[Result], baseline: Result, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("run", "messages", "msg/s", "vs baseline", "p50 ms", "p95 ms", "p99 ms",
+                   "p99 vs baseline"):
+        table.add_column(column, justify="right" if column != "run" else "left")
+    for result in [baseline, *results]:
+        table.add_row(result.name, str(result.messages), f"{result.rate:,.0f}",
+                      f"{result.rate / baseline.rate:.2f}",
+                      *(f"{result.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)),
+                      f"{result.percentile(0.99) / baseline.percentile(0.99):.2f}")
+    return table
+
+
+def _process_table(results: list[Result]) -> Table:
+    table = Table(title="per process (CPU seconds during the run, RSS at its end)")
+    for column in ("run", "process", "CPU s", "CPU µs/msg", "RSS MiB"):
+        table.add_column(column, justify="right" if column not in ("run", "process") else "left")
+    for result in results:
+        for name, (cpu, rss) in sorted(result.processes.items()):
+            table.add_row(result.name, name, f"{cpu:.2f}",
+                          f"{cpu / result.messages * 1e6:,.0f}", f"{rss:.0f}")
+    return table
+
+
+async def _e2e(conversations: int, messages: int, executors: list[int], rate: float | None,
+               console: Console) -> None:
+    from greentic.bench import e2e
+
+    root = e2e.workdir()
+    port = free_port()
+    nats_server = start_nats(root / "nats", port, root / "nats.log")
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        await e2e.create_baseline_streams(url)
+        relays = e2e.start_relays(url)
+        try:
+            await asyncio.sleep(1.0)  # relays bind their consumers
+            total = conversations * messages
+            console.print(f"baseline: {total} messages …")
+            baseline = await e2e.run_baseline(url, total, rate, relays)
+        finally:
+            stop_processes(list(relays.values()), 5)
+        results = []
+        for count in executors:
+            http_port = free_port()
+            platform = e2e.start_platform(root / f"x{count}", url, count, http_port)
+            try:
+                ingress = f"http://127.0.0.1:{http_port}"
+                console.print(f"greentic with {count} executor(s): {conversations} "
+                              f"conversations x {messages} messages ...")
+                result = await e2e.run_platform(ingress, conversations, messages, rate,
+                                                platform)
+                result.name = f"greentic, {count} executor(s)"
+                results.append(result)
+            finally:
+                stop_processes(list(platform.values()), 20)
+        mode = f"offered at {rate:g} msg/s" if rate else "as fast as possible"
+        console.print(_e2e_table(results, baseline, f"end to end, {mode}"))
+        console.print(_process_table([baseline, *results]))
+        if len(results) > 1:
+            console.print(f"scaling {executors[0]} → {executors[-1]} executors: "
+                          f"{results[-1].rate / results[0].rate:.2f}x")
+    finally:
+        stop_processes([nats_server], 10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+
+@bench.command()
+@click.option("--conversations", default=20, show_default=True)
+@click.option("--messages", default=25, show_default=True, help="Per conversation.")
+@click.option("--executors", default=1, show_default=True)
+@click.option("--rate", type=float, help="Offer this many messages/s instead of the maximum.")
+def e2e(conversations: int, messages: int, executors: int, rate: float | None) -> None:
+    """WebChat conversations through all five services vs a raw-NATS baseline, same run."""
+    asyncio.run(_e2e(conversations, messages, [executors], rate, Console(width=150)))
+
+
+@bench.command()
+@click.option("--conversations", default=20, show_default=True)
+@click.option("--messages", default=25, show_default=True, help="Per conversation.")
+def scale(conversations: int, messages: int) -> None:
+    """The e2e run with 1 and 2 executors, and the speed-up."""
+    asyncio.run(_e2e(conversations, messages, [1, 2], None, Console(width=150)))
