@@ -34,7 +34,9 @@ class Node(exports.Node):
                                         setup=None)
 
     def invoke(self, op: str, envelope: node.InvocationEnvelope) -> node.InvocationResult:
-        payload = mini_cbor.loads(envelope.payload_cbor)
+        payload = mini_cbor.loads(envelope.payload_cbor) or {}
+        # component.exec sends the node's fields; the operation's arguments are under `input`
+        payload = payload.get("input", payload) if isinstance(payload, dict) else {}
         if op == "lookup":
             return self._lookup(str(payload.get("order", "")).strip())
         if op == "peek":

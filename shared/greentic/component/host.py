@@ -9,6 +9,7 @@ conversation: guest memory is never seen by another conversation or tenant.
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -54,6 +55,8 @@ STDERR_KEEP = 4096
 HTTP_MAX_BYTES = 1 << 20
 
 _current = threading.local()
+_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+"""The exception line of a Python guest's traceback on stderr."""
 
 
 def _current_services() -> "CallServices":
@@ -312,7 +315,7 @@ class ComponentHost:
         cause = next((line.strip() for line in reversed(text.splitlines()) if line.strip()),
                      type(exc).__name__)
         guest_line = next((line.strip() for line in reversed(guest.splitlines())
-                           if line.strip()), "")
+                           if _PYTHON_ERROR.match(line.strip())), "")
         if "wasm trap: interrupt" in text:
             error = ComponentError("timeout", f"timeout after {limits.timeout_ms} ms")
         elif "all fuel consumed" in text:
