@@ -11,6 +11,7 @@ import pytest
 from greentic.component import ComponentEngine, ComponentHost, EnvSecretsProvider
 from greentic.component.secrets import secret_variable
 from greentic.errors import ComponentError, ComponentLoadError
+from greentic.mcp import call_tool, list_tools
 from greentic.state import MemoryStateStore, StateKey
 from greentic.types import TenantCtx
 from greentic.types.component import ComponentCapabilities, ComponentLimits, ComponentManifest
@@ -217,12 +218,13 @@ class TestIsolation:
 class TestMcpWorld:
     async def test_tools_are_listed_and_called_with_json(self, host, guests) -> None:
         loaded = host.load(manifest("calc", "mcp"), guests["calc"].read_bytes())
-        tools = await host.list_tools(loaded, ACME)
+        tools = await list_tools(host, loaded, ACME)
         assert [t["name"] for t in tools] == ["add", "shout"]
-        assert await host.call_tool(loaded, ACME, "c1", "add", {"a": 2, "b": 40}) == {
+        assert tools[0]["input_schema"]["required"] == ["a", "b"]
+        assert await call_tool(host, loaded, ACME, "c1", "add", {"a": 2, "b": 40}) == {
             "text": "42", "sum": 42.0}
         with pytest.raises(ComponentError, match="no tool named"):
-            await host.call_tool(loaded, ACME, "c1", "nope", {})
+            await call_tool(host, loaded, ACME, "c1", "nope", {})
 
 
 class TestCompileCache:

@@ -15,8 +15,12 @@ ALLOWED = {
     "config": {"types", "bus", "errors"},
     "flow": {"types", "errors"},
     "state": {"types", "bus", "errors"},
+    "interfaces": {"types", "errors"},
+    "component": {"interfaces", "types", "state", "errors"},
+    "mcp": {"interfaces", "types", "component", "errors"},
     "pack": {"flow", "types", "bus", "config", "errors"},
-    "runner": {"flow", "pack", "state", "types", "bus", "config", "errors", "service"},
+    "runner": {"flow", "pack", "state", "component", "interfaces", "mcp", "types", "bus",
+               "config", "errors", "service"},
 }
 
 

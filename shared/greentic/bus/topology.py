@@ -10,6 +10,7 @@ from nats.js.api import (
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -23,6 +24,10 @@ log = structlog.get_logger(__name__)
 DAY = 24 * 3600
 DUPLICATE_WINDOW_S = 120.0
 FLOWS_BUCKET = "greentic-flows"
+COMPONENT_INDEX_BUCKET = "greentic-component-index"
+"""KV: `{env}.{tenant}.{pack}.{component}` → manifest + sha256 digest of the component bytes."""
+COMPONENTS_OBJECT_STORE = "greentic-components"
+"""Object store: component bytes, object name = sha256 digest (immutable, shared by tenants)."""
 
 
 class Hop(NamedTuple):
@@ -77,6 +82,11 @@ async def ensure_streams(js: JetStreamContext) -> None:
             await js.update_stream(config)  # exists with an older configuration
     await js.create_key_value(KeyValueConfig(bucket=FLOWS_BUCKET, history=5,
                                              storage=StorageType.FILE))
+    await js.create_key_value(KeyValueConfig(bucket=COMPONENT_INDEX_BUCKET, history=5,
+                                             storage=StorageType.FILE))
+    # nats-py overwrites config.bucket with the `bucket` argument: pass both
+    await js.create_object_store(COMPONENTS_OBJECT_STORE, config=ObjectStoreConfig(
+        bucket=COMPONENTS_OBJECT_STORE, storage=StorageType.FILE))
 
 
 async def ensure_consumer(js: JetStreamContext, hop: Hop, *, ack_wait_s: float,

@@ -5,7 +5,6 @@ A guest project is a directory with `component.yaml` (id, version, world), `wit/
 `app.py`. The WIT packages we publish are added as `deps/` at build time.
 """
 
-import asyncio
 import hashlib
 import re
 import shutil
@@ -122,14 +121,14 @@ class _NoSecrets:
 
 
 def describe(data: bytes, name: str = "component") -> dict[str, Any]:
-    """World, exports, imports and operations (node) or tools (mcp) of a component."""
+    """World, exports, imports and operations (node) of a component (tools: `greentic.mcp`)."""
     engine = ComponentEngine.shared()
     component = engine.compile(name, data)
     exports = sorted(component.type.exports(engine.engine))
     imports = sorted(component.type.imports(engine.engine))
     world = detect_world(set(exports))
     info: dict[str, Any] = {"size": len(data), "world": world, "exports": exports,
-                            "imports": imports, "operations": [], "tools": []}
+                            "imports": imports, "operations": []}
     if world is None:
         return info
     manifest = ComponentManifest(id=name, world=world, capabilities=ComponentCapabilities(
@@ -148,8 +147,6 @@ def describe(data: bytes, name: str = "component") -> dict[str, Any]:
             info["name"] = descriptor.name
             info["version"] = descriptor.version
             info["operations"] = [op.name for op in descriptor.ops]
-        elif world == "mcp":
-            info["tools"] = asyncio.run(host.list_tools(loaded, tenant))
     finally:
         host.close()
     return info

@@ -8,7 +8,6 @@ conversation: guest memory is never seen by another conversation or tenant.
 """
 
 import asyncio
-import json
 import re
 import threading
 import time
@@ -106,7 +105,7 @@ def check_imports(manifest: ComponentManifest, imports: list[str]) -> set[str]:
 
 
 @dataclass
-class _Live:
+class Live:
     """One instance with its own Store (never shared across tenants or conversations)."""
 
     store: wasmtime.Store
@@ -133,13 +132,13 @@ class LoadedComponent:
     def id(self) -> str:
         return self.manifest.id
 
-    def _take(self, key: tuple | None) -> _Live | None:
+    def _take(self, key: tuple | None) -> Live | None:
         if key is None:
             return None
         with self._lock:
             return self._pool.pop(key, None)
 
-    def _give_back(self, key: tuple, live: _Live) -> None:
+    def _give_back(self, key: tuple, live: Live) -> None:
         with self._lock:
             self._pool[key] = live
             while len(self._pool) > POOL_PER_COMPONENT:
@@ -252,7 +251,7 @@ class ComponentHost:
 
     # calls
 
-    def _instantiate(self, loaded: LoadedComponent) -> _Live:
+    def _instantiate(self, loaded: LoadedComponent) -> Live:
         limits = loaded.manifest.capabilities.limits
         store = wasmtime.Store(self.engine.engine)
         store.set_limits(memory_size=limits.memory_mib * 1024 * 1024)
@@ -276,16 +275,16 @@ class ComponentHost:
             for name in names:
                 funcs[name] = instance.get_func(store, instance.get_export_index(store, name,
                                                                                   index))
-        return _Live(store, instance, funcs, stderr)
+        return Live(store, instance, funcs, stderr)
 
     def call_sync(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
-                  body: Callable[[_Live], T]) -> T:
+                  body: Callable[[Live], T]) -> T:
         """Run `body` on an instance for this tenant + conversation, under the limits."""
         limits = loaded.manifest.capabilities.limits
         key = ((tenant.env, tenant.tenant, tenant.team, conversation)
                if limits.reuse == "conversation" else None)
         _current.services = CallServices(self, loaded, tenant, conversation)
-        live: _Live | None = None
+        live: Live | None = None
         started = time.monotonic()
         try:
             live = loaded._take(key)
@@ -305,7 +304,7 @@ class ComponentHost:
             loaded._give_back(key, live)
         return result
 
-    def _classify(self, loaded: LoadedComponent, exc: Exception, live: _Live | None,
+    def _classify(self, loaded: LoadedComponent, exc: Exception, live: Live | None,
                   elapsed_s: float) -> ComponentError:
         limits = loaded.manifest.capabilities.limits
         if isinstance(exc, HostDenied):
@@ -332,8 +331,9 @@ class ComponentHost:
                     code=error.code, error=error.message, elapsed_ms=round(elapsed_s * 1000))
         return error
 
-    async def _run(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
-                   body: Callable[[_Live], T]) -> T:
+    async def run(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
+                   body: Callable[[Live], T]) -> T:
+        """`call_sync` in the bounded thread pool (the asyncio loop keeps running)."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         return await self.loop.run_in_executor(self._pool, self.call_sync, loaded, tenant,
@@ -344,10 +344,10 @@ class ComponentHost:
         """Seed world: `execute(message) -> outcome`; a failed outcome raises ComponentError."""
         message = record(id=id, content=content, sender=sender, timestamp=timestamp)
 
-        def body(live: _Live) -> Any:
+        def body(live: Live) -> Any:
             return live.funcs["execute"](live.store, message)
 
-        outcome = await self._run(loaded, tenant, conversation, body)
+        outcome = await self.run(loaded, tenant, conversation, body)
         if not outcome.success:
             raise ComponentError("guest", outcome.error or "the component reported failure")
         return outcome.data or ""
@@ -369,10 +369,10 @@ class ComponentHost:
                           attempt=attempt, payload_cbor=cbor2.dumps(payload),
                           metadata_cbor=None)
 
-        def body(live: _Live) -> Any:
+        def body(live: Live) -> Any:
             return live.funcs["invoke"](live.store, op, envelope)
 
-        result = await self._run(loaded, tenant, conversation, body)
+        result = await self.run(loaded, tenant, conversation, body)
         if result.tag != "ok":
             error = result.payload
             raise ComponentError(wit_field(error, "code"), wit_field(error, "message"))
@@ -381,29 +381,3 @@ class ComponentHost:
             return cbor2.loads(output) if output else None
         except cbor2.CBORDecodeError as exc:
             raise ComponentError("bad-output", f"output is not CBOR: {exc}") from None
-
-    async def call_tool(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
-                        tool: str, arguments: Any) -> Any:
-        """MCP world: `call-tool(name, arguments-json)`; returns the decoded JSON result."""
-        arguments_json = json.dumps(arguments if arguments is not None else {})
-
-        def body(live: _Live) -> Any:
-            return live.funcs["call-tool"](live.store, tool, arguments_json)
-
-        result = await self._run(loaded, tenant, conversation, body)
-        if result.tag != "ok":
-            raise ComponentError("guest", str(result.payload))
-        try:
-            return json.loads(result.payload)
-        except ValueError:
-            return result.payload
-
-    async def list_tools(self, loaded: LoadedComponent, tenant: TenantCtx) -> list[dict]:
-        """MCP world: the tools a component offers."""
-
-        def body(live: _Live) -> Any:
-            return live.funcs["list-tools"](live.store)
-
-        tools = await self._run(loaded, tenant, "describe", body)
-        return [{"name": t.name, "description": t.description,
-                 "input_schema": wit_field(t, "input-schema")} for t in tools]

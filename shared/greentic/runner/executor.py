@@ -10,12 +10,15 @@ from nats.aio.msg import Msg
 
 from greentic.bus import headers as h
 from greentic.bus.subjects import message_subject
-from greentic.bus.topology import FLOWS_BUCKET
+from greentic.bus.topology import COMPONENT_INDEX_BUCKET, COMPONENTS_OBJECT_STORE, FLOWS_BUCKET
+from greentic.component import ComponentEngine, ComponentHost, EnvSecretsProvider, SecretsProvider
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater
 from greentic.flow.engine import FlowEngine, Reply
+from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.service.hop import HopService, read_envelope
+from greentic.state import MemoryStateStore, StateStore
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
@@ -37,25 +40,40 @@ class ExecutorService(HopService):
     name = "executor"
     stage = "routed"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, state: StateStore | None = None,
+                 secrets: SecretsProvider | None = None) -> None:
         super().__init__(settings)
-        self.registry = FlowRegistry(FlowEngine())
-        self._follow: asyncio.Task | None = None
+        self.state = state if state is not None else MemoryStateStore()
+        """Flow and component state; memory unless a shared backend is given."""
+        self.components = ComponentRegistry(ComponentHost(
+            ComponentEngine.shared(settings.component_cache_dir), self.state,
+            secrets if secrets is not None else EnvSecretsProvider(),
+            threads=settings.wasm_threads))
+        engine = FlowEngine()
+        engine.operations.update(component_operations(self.components))
+        self.registry = FlowRegistry(engine)
+        self._follows: list[asyncio.Task] = []
 
     async def prepare(self) -> None:
         kv = await self.js.key_value(FLOWS_BUCKET)
-        self._follow = asyncio.create_task(self.registry.follow(kv))
+        components_kv = await self.js.key_value(COMPONENT_INDEX_BUCKET)
+        objects = await self.js.object_store(COMPONENTS_OBJECT_STORE)
+        self._follows = [asyncio.create_task(self.components.follow(components_kv, objects)),
+                         asyncio.create_task(self.registry.follow(kv))]
+        await self.components.loaded.wait()
         await self.registry.loaded.wait()
 
     async def stop(self) -> None:
         await super().stop()
-        if self._follow is not None:
-            self._follow.cancel()
+        for task in self._follows:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
+                await task
+        self.components.host.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"flows": len(self.registry), **super().stats()}
+        return {"flows": len(self.registry), "components": len(self.components),
+                "component_refusals": self.components.refusals, **super().stats()}
 
     async def handle(self, msg: Msg) -> None:
         """Routed message → its flow's turn → replies published (acked by the worker after)."""
