@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,12 +115,18 @@ class Platform:
             stop_processes([self.nats], timeout=10)
 
 
-def make_platform(root: Path, **extra_env: str) -> Platform:
-    """Write the test bundle and packs under `root` and start everything."""
-    (root / "logs").mkdir(parents=True, exist_ok=True)
+def write_default_packs(root: Path) -> None:
     write_pack(root / "packs" / "acme", "acme")
     write_pack(root / "packs" / "globex", "globex")
-    (root / "bundle.yaml").write_text(json.dumps(BUNDLE))  # JSON is YAML
+
+
+def make_platform(root: Path, bundle: dict | None = None,
+                  write_packs: Callable[[Path], None] = write_default_packs,
+                  **extra_env: str) -> Platform:
+    """Write the test bundle and packs under `root` and start everything."""
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    write_packs(root)
+    (root / "bundle.yaml").write_text(json.dumps(bundle or BUNDLE))  # JSON is YAML
     platform = Platform(root=root, nats_port=free_port(), http_port=free_port(), env={})
     platform.env = {
         "GREENTIC_NATS_URL": platform.nats_url,

@@ -5,6 +5,7 @@ flow operations that call them (`component.exec`, `mcp`)."""
 import asyncio
 import hashlib
 import json
+import time
 from typing import Any
 
 import msgspec
@@ -12,7 +13,7 @@ import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from greentic.component.host import ComponentHost, LoadedComponent
-from greentic.errors import ComponentError, GreenticError
+from greentic.errors import ComponentError, GreenticError, RetryLater
 from greentic.flow.engine import NodeOutcome, Operation, Turn
 from greentic.flow.model import Node
 from greentic.mcp import call_tool
@@ -30,6 +31,7 @@ class ComponentRegistry:
         self.host = host
         self._components: dict[str, LoadedComponent] = {}
         self._by_content: dict[tuple[str, bytes], LoadedComponent] = {}
+        self._pending: set[str] = set()
         self.loaded = asyncio.Event()
         """Set once the index's current content has been loaded."""
         self.refusals = 0
@@ -40,6 +42,13 @@ class ComponentRegistry:
             return self._components.get(component_key(ctx.env, ctx.tenant, pack, component))
         except GreenticError:  # not a valid token: cannot exist
             return None
+
+    def is_pending(self, ctx: TenantCtx, pack: str, component: str) -> bool:
+        """True while a published component is still being fetched or compiled."""
+        try:
+            return component_key(ctx.env, ctx.tenant, pack, component) in self._pending
+        except GreenticError:
+            return False
 
     def __len__(self) -> int:
         return len(self._components)
@@ -62,6 +71,8 @@ class ComponentRegistry:
             self._components.pop(key, None)
             log.info("component removed", key=key)
             return
+        self._pending.add(key)
+        started = time.monotonic()
         try:
             document = decode_component_document(value or b"")
             manifest_bytes = msgspec.json.encode(document.manifest)
@@ -83,8 +94,11 @@ class ComponentRegistry:
             log.error("component could not be fetched; keeping the previous version", key=key,
                       error=f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            self._pending.discard(key)
         self._components[key] = loaded  # one assignment: callers see old or new, never half
-        log.info("component loaded", key=key, world=loaded.world, digest=loaded.digest[:12])
+        log.info("component loaded", key=key, world=loaded.world, digest=loaded.digest[:12],
+                 ms=round((time.monotonic() - started) * 1000))
 
 
 def _error(code: str, message: str) -> NodeOutcome:
@@ -111,6 +125,8 @@ def component_operations(registry: ComponentRegistry) -> dict[str, Operation]:
         flow = turn.envelope.flow
         pack = flow.pack if flow else ""
         loaded = registry.get(turn.envelope.ctx, pack, args["component"])
+        if loaded is None and registry.is_pending(turn.envelope.ctx, pack, args["component"]):
+            raise RetryLater(f"component {args['component']!r} is still loading")
         if loaded is None:
             return _error("not-found", f"component {args['component']!r} is not available "
                           f"to tenant {turn.envelope.ctx.tenant!r} in pack {pack!r}")
