@@ -4,6 +4,8 @@ import importlib
 
 import click
 
+from greentic.cli.bench import bench
+from greentic.cli.component import component
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
 from greentic.cli.tap import tap
@@ -29,3 +31,5 @@ for _service in SERVICES:
 cli.add_command(up)
 cli.add_command(send)
 cli.add_command(tap)
+cli.add_command(component)
+cli.add_command(bench)

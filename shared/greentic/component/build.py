@@ -115,7 +115,9 @@ def _run(command: list[str], cwd: Path | None = None) -> None:
                          f"{result.stderr.strip() or result.stdout.strip()}")
 
 
-class _NoSecrets:
+class NoSecrets:
+    """A secrets provider with no secrets (describe, bench)."""
+
     def get(self, _ctx: TenantCtx, _name: str) -> bytes | None:
         return None
 
@@ -133,7 +135,7 @@ def describe(data: bytes, name: str = "component") -> dict[str, Any]:
         return info
     manifest = ComponentManifest(id=name, world=world, capabilities=ComponentCapabilities(
         host=["state", "secrets", "log", "http"]))
-    host = ComponentHost(engine, MemoryStateStore(), _NoSecrets(), threads=1)
+    host = ComponentHost(engine, MemoryStateStore(), NoSecrets(), threads=1)
     try:
         loaded = host.load(manifest, data)
     except ComponentLoadError as exc:

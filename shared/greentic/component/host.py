@@ -125,6 +125,8 @@ class LoadedComponent:
     linker: Linker
     imports: tuple[str, ...]
     size: int
+    host_calls: bool = True
+    """False when the component imports no host interface: calls skip setting up services."""
     _pool: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -241,7 +243,7 @@ class ComponentHost:
             linker.add_wasip2()
         define_host_imports(linker, {n for n in linked if n in DEFINERS}, _current_services)
         return LoadedComponent(manifest, digest, world, component, linker, tuple(imports),
-                               len(data))
+                               len(data), host_calls=bool(linked - set(ALWAYS_GRANTED)))
 
     async def load_async(self, manifest: ComponentManifest, data: bytes,
                          digest: str | None = None) -> LoadedComponent:
@@ -283,7 +285,8 @@ class ComponentHost:
         limits = loaded.manifest.capabilities.limits
         key = ((tenant.env, tenant.tenant, tenant.team, conversation)
                if limits.reuse == "conversation" else None)
-        _current.services = CallServices(self, loaded, tenant, conversation)
+        if loaded.host_calls:
+            _current.services = CallServices(self, loaded, tenant, conversation)
         live: Live | None = None
         started = time.monotonic()
         try:
@@ -299,7 +302,8 @@ class ComponentHost:
         except Exception as exc:  # a trap poisons the Store: it is dropped here
             raise self._classify(loaded, exc, live, time.monotonic() - started) from None
         finally:
-            _current.services = None
+            if loaded.host_calls:
+                _current.services = None
         if key is not None:
             loaded._give_back(key, live)
         return result

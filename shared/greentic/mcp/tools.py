@@ -1,12 +1,17 @@
 """Calling an MCP-style tool component (world `greentic-py:mcp/tool-server`): JSON in and out,
 strings on the wire (cheap through wasmtime-py, unlike `list<u8>`)."""
 
+import asyncio
 import json
 from typing import Any
 
+from greentic.component.build import NoSecrets
+from greentic.component.engine import ComponentEngine
 from greentic.component.host import ComponentHost, Live, LoadedComponent
 from greentic.errors import ComponentError
 from greentic.interfaces.values import field
+from greentic.state.store import MemoryStateStore
+from greentic.types.component import ComponentCapabilities, ComponentManifest
 from greentic.types.tenant import TenantCtx
 
 
@@ -37,3 +42,14 @@ async def list_tools(host: ComponentHost, loaded: LoadedComponent,
     tools = await host.run(loaded, tenant, "list-tools", body)
     return [{"name": t.name, "description": t.description,
              "input_schema": json.loads(field(t, "input-schema") or "{}")} for t in tools]
+
+
+def describe_tools(data: bytes, name: str = "component") -> list[dict[str, Any]]:
+    """The tools of an MCP component's bytes (for `greentic component describe`)."""
+    host = ComponentHost(ComponentEngine.shared(), MemoryStateStore(), NoSecrets(), threads=1)
+    try:
+        loaded = host.load(ComponentManifest(id=name, world="mcp", capabilities=
+                                             ComponentCapabilities(host=["log"])), data)
+        return asyncio.run(list_tools(host, loaded, TenantCtx("dev", "describe", "describe")))
+    finally:
+        host.close()
