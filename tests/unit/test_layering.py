@@ -17,7 +17,7 @@ ALLOWED = {
     "state": {"types", "bus", "errors"},
     "interfaces": {"types", "errors"},
     "component": {"interfaces", "types", "state", "errors"},
-    "mcp": {"interfaces", "types", "component", "errors"},
+    "mcp": {"interfaces", "types", "component", "state", "errors"},
     "pack": {"flow", "types", "bus", "config", "errors"},
     "runner": {"flow", "pack", "state", "component", "interfaces", "mcp", "types", "bus",
                "config", "errors", "service"},

@@ -2,6 +2,7 @@
 the on-disk cache of compiled components (compiling an 18 MB guest takes seconds; loading
 its serialized form ~0.1 s)."""
 
+import atexit
 import hashlib
 import os
 import tempfile
@@ -45,6 +46,7 @@ class ComponentEngine:
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="wasm-epoch", daemon=True)
         self._ticker.start()
+        atexit.register(self.close)  # stop ticking before the interpreter tears wasmtime down
 
     @classmethod
     def shared(cls, cache_dir: str | Path | None = None) -> "ComponentEngine":
@@ -65,7 +67,10 @@ class ComponentEngine:
         return max(1, -(-timeout_ms // TICK_MS))
 
     def close(self) -> None:
+        """Stop the epoch ticker (idempotent)."""
         self._stop.set()
+        if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
+            self._ticker.join(timeout=1)
 
     def _cache_path(self, digest: str) -> Path | None:
         if self.cache_dir is None:
