@@ -1,5 +1,6 @@
 """`greentic component new | build | describe` as a new user runs them."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from tests.guests import BUILD_CACHE, COMPILE_CACHE
 
 def greentic(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "greentic", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "GREENTIC_COMPONENT_CACHE_DIR": str(COMPILE_CACHE)})
 
 
 @pytest.mark.parametrize("world", ["seed", "node"])

@@ -6,6 +6,7 @@ A guest project is a directory with `component.yaml` (id, version, world), `wit/
 """
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,11 @@ from greentic.interfaces.wit import PACKAGES, WIT_DIR, assemble_wit
 from greentic.state.store import MemoryStateStore
 from greentic.types.component import ComponentCapabilities, ComponentManifest
 from greentic.types.tenant import TenantCtx
+
+
+def default_cache_dir() -> str:
+    """Compiled components for CLI use: `GREENTIC_COMPONENT_CACHE_DIR` or the executor's default."""
+    return os.environ.get("GREENTIC_COMPONENT_CACHE_DIR", ".greentic/cache/components")
 
 
 class BuildError(GreenticError):
@@ -124,7 +130,7 @@ class NoSecrets:
 
 def describe(data: bytes, name: str = "component") -> dict[str, Any]:
     """World, exports, imports and operations (node) of a component (tools: `greentic.mcp`)."""
-    engine = ComponentEngine.shared()
+    engine = ComponentEngine.shared(default_cache_dir())
     component = engine.compile(name, data)
     exports = sorted(component.type.exports(engine.engine))
     imports = sorted(component.type.imports(engine.engine))

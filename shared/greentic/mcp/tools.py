@@ -5,7 +5,7 @@ import asyncio
 import json
 from typing import Any
 
-from greentic.component.build import NoSecrets
+from greentic.component.build import NoSecrets, default_cache_dir
 from greentic.component.engine import ComponentEngine
 from greentic.component.host import ComponentHost, Live, LoadedComponent
 from greentic.errors import ComponentError
@@ -46,7 +46,8 @@ async def list_tools(host: ComponentHost, loaded: LoadedComponent,
 
 def describe_tools(data: bytes, name: str = "component") -> list[dict[str, Any]]:
     """The tools of an MCP component's bytes (for `greentic component describe`)."""
-    host = ComponentHost(ComponentEngine.shared(), MemoryStateStore(), NoSecrets(), threads=1)
+    host = ComponentHost(ComponentEngine.shared(default_cache_dir()), MemoryStateStore(),
+                         NoSecrets(), threads=1)
     try:
         loaded = host.load(ComponentManifest(id=name, world="mcp", capabilities=
                                              ComponentCapabilities(host=["log"])), data)
