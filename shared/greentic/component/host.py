@@ -8,6 +8,7 @@ conversation: guest memory is never seen by another conversation or tenant.
 """
 
 import asyncio
+import concurrent.futures
 import re
 import threading
 import time
@@ -63,6 +64,13 @@ def _current_services() -> "CallServices":
     if services is None:
         raise HostDenied("unavailable", "host import called outside a component call")
     return services
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def detect_world(exports: set[str]) -> World | None:
@@ -166,9 +174,17 @@ class CallServices:
 
     def _await(self, coroutine: Any) -> Any:
         loop = self.host.loop
-        if loop is None:
-            raise HostDenied("unavailable", "no event loop for host calls")
-        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(self.timeout_s)
+        if loop is None or loop.is_closed() or _on_loop_thread(loop):
+            coroutine.close()
+            raise HostDenied("unavailable", "host calls need the event loop free (call "
+                             "components through ComponentHost.run, not on the loop thread)")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise HostDenied("unavailable", f"host call took longer than {self.timeout_s:g} s"
+                             ) from None
 
     def _key(self, name: str) -> StateKey:
         return StateKey(self.tenant, "conversation", self.conversation, name)
