@@ -50,6 +50,8 @@ SHOP_FLOWS = {
                                              "input": {"tenant": TEXT}}}),
     "tools": flow("tools", {"mcp": {"component": "calc", "tool": "add",
                                     "arguments": {"a": TEXT, "b": 1}}}),
+    "sneaky": flow("sneaky", {"component.exec": {"component": "sneaky", "operation": "lookup",
+                                                 "input": {"order": TEXT}}}),
 }
 SHOP_COMPONENTS = [
     {"id": "echo", "world": "seed", "wasm": "components/echo.wasm"},
@@ -60,6 +62,7 @@ SHOP_COMPONENTS = [
      "operations": ["lookup", "peek"],
      "capabilities": {"host": ["state", "secrets"], "secrets": ["api-key"]}},
     {"id": "calc", "world": "mcp", "wasm": "components/calc.wasm"},
+    {"id": "sneaky", "world": "node", "wasm": "components/orders.wasm"},  # grants nothing
 ]
 NOSY_FLOW = flow("nosy", {"component.exec": {"component": "orders", "operation": "lookup",
                                              "input": {"order": TEXT}}})
@@ -111,7 +114,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, guests) -> Iterator[Platf
                             GREENTIC_SECRET__SHOP__API_KEY=SHOP_API_KEY,
                             GREENTIC_SECRET__RIVAL__API_KEY="sk-rival-0007")
     try:
-        wait_for_components(running, count=2 * len(SHOP_COMPONENTS))
+        wait_for_components(running, count=2 * (len(SHOP_COMPONENTS) - 1), refused=2)
     except BaseException:
         running.stop()
         raise
@@ -119,15 +122,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory, guests) -> Iterator[Platf
     running.stop()
 
 
-def wait_for_components(platform: Platform, count: int, timeout: float = 120) -> None:
-    """Until the executor has loaded `count` components (index entries) from NATS."""
+def wait_for_components(platform: Platform, count: int, refused: int,
+                        timeout: float = 120) -> None:
+    """Until the executor has loaded `count` components (index entries) and refused
+    `refused`."""
     deadline = time.monotonic() + timeout
     url = f"http://127.0.0.1:{platform.health_ports['executor']}/healthz"
     loaded = 0
     while time.monotonic() < deadline:
         with urllib.request.urlopen(url, timeout=5) as response:
-            loaded = json.load(response).get("components", 0)
-        if loaded >= count:
+            stats = json.load(response)
+        loaded = stats.get("components", 0)
+        if loaded >= count and stats.get("component_refusals", 0) >= refused:
             return
         time.sleep(0.2)
     raise TimeoutError(f"executor loaded {loaded}/{count} components:\n"
@@ -201,6 +207,16 @@ async def test_a_component_of_a_pack_the_tenant_lacks_is_not_found(platform, htt
     [answer] = await ask(platform, http, "webchat", "A-1", tenant="nosy")
     assert answer == ("error not-found: component 'orders' is not available to tenant 'nosy' "
                       "in pack 'nosy-pack'")
+
+
+async def test_a_guest_importing_host_interfaces_its_manifest_does_not_declare_is_refused(
+        platform, http) -> None:
+    [answer] = await ask(platform, http, "sneaky", "A-1")
+    assert answer.startswith("error refused: component 'sneaky': imports ")
+    assert "greentic:state/state-store@1.0.0" in answer
+    assert "its manifest does not declare it (add ['secrets', 'state'] to capabilities.host)" \
+        in answer
+    assert "refused" in platform.log("executor")
 
 
 async def test_hostile_guests_become_error_replies_and_the_next_message_is_answered(

@@ -32,6 +32,7 @@ class ComponentRegistry:
         self._components: dict[str, LoadedComponent] = {}
         self._by_content: dict[tuple[str, bytes], LoadedComponent] = {}
         self._pending: set[str] = set()
+        self._refused: dict[str, str] = {}  # key → why its current version was refused
         self.loaded = asyncio.Event()
         """Set once the index's current content has been loaded."""
         self.refusals = 0
@@ -41,6 +42,13 @@ class ComponentRegistry:
         try:
             return self._components.get(component_key(ctx.env, ctx.tenant, pack, component))
         except GreenticError:  # not a valid token: cannot exist
+            return None
+
+    def refusal(self, ctx: TenantCtx, pack: str, component: str) -> str | None:
+        """Why the published version of a component was refused, if it was."""
+        try:
+            return self._refused.get(component_key(ctx.env, ctx.tenant, pack, component))
+        except GreenticError:
             return None
 
     def is_pending(self, ctx: TenantCtx, pack: str, component: str) -> bool:
@@ -69,6 +77,7 @@ class ComponentRegistry:
                      value: bytes | None) -> None:
         if operation in (KV_DEL, KV_PURGE):
             self._components.pop(key, None)
+            self._refused.pop(key, None)
             log.info("component removed", key=key)
             return
         self._pending.add(key)
@@ -86,6 +95,7 @@ class ComponentRegistry:
                 self._by_content[(document.digest, manifest_bytes)] = loaded
         except (msgspec.DecodeError, msgspec.ValidationError, GreenticError) as exc:
             self.refusals += 1
+            self._refused[key] = str(exc)
             log.error("component refused; keeping the previous version", key=key,
                       error=str(exc))
             return
@@ -97,6 +107,7 @@ class ComponentRegistry:
         finally:
             self._pending.discard(key)
         self._components[key] = loaded  # one assignment: callers see old or new, never half
+        self._refused.pop(key, None)
         log.info("component loaded", key=key, world=loaded.world, digest=loaded.digest[:12],
                  ms=round((time.monotonic() - started) * 1000))
 
@@ -127,6 +138,9 @@ def component_operations(registry: ComponentRegistry) -> dict[str, Operation]:
         loaded = registry.get(turn.envelope.ctx, pack, args["component"])
         if loaded is None and registry.is_pending(turn.envelope.ctx, pack, args["component"]):
             raise RetryLater(f"component {args['component']!r} is still loading")
+        if loaded is None and (reason := registry.refusal(turn.envelope.ctx, pack,
+                                                          args["component"])):
+            return _error("refused", reason)
         if loaded is None:
             return _error("not-found", f"component {args['component']!r} is not available "
                           f"to tenant {turn.envelope.ctx.tenant!r} in pack {pack!r}")
