@@ -241,3 +241,19 @@ def test_greentic_send_gets_the_node_world_answer(platform: Platform) -> None:
         capture_output=True, text=True, timeout=60, env={**os.environ}, check=False)
     assert result.returncode == 0, result.stderr
     assert "Order Z-9 has shipped (checked with key …4321)." in result.stdout
+
+
+async def test_a_changed_component_is_swapped_without_a_restart(platform, http,
+                                                                guests) -> None:
+    assert await ask(platform, http, "echo", "before") == ["BEFORE"]
+    executor = platform.services["executor"]
+    target = platform.root / "packs" / "shop" / "components" / "echo.wasm"
+    shutil.copyfile(guests["hostile"], target)  # same world, different behaviour
+    digest = sha256(target.read_bytes())
+    deadline = time.monotonic() + 60
+    wanted = f'"key": "dev.shop.shop-pack.echo", "world": "seed", "digest": "{digest[:12]}"'
+    while wanted not in platform.log("executor"):
+        assert time.monotonic() < deadline, "the new version was never loaded"
+        await asyncio.sleep(0.2)
+    assert await ask(platform, http, "echo", "after") == ["fine: after"]
+    assert executor.poll() is None and platform.services["executor"] is executor
