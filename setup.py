@@ -13,5 +13,6 @@ setup(
     },
     packages=["greentic", *(f"greentic.{p}" for p in find_namespace_packages("shared/greentic")),
               "greentic_services", *(f"greentic_services.{n}" for n in SERVICES)],
-    package_data={"greentic": ["providers/webchat/static/*"]},
+    package_data={"greentic": ["providers/webchat/static/*", "interfaces/wit/*/*.wit",
+                              "component/templates/*/*"]},
 )

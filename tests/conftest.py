@@ -1,11 +1,13 @@
-"""Real servers shared by a whole test run (started once, stopped at the end)."""
+"""Real servers and built guests shared by a whole test run (made once)."""
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.backends import NatsServer, RedisServer
+from tests.guests import GUESTS, build_guest
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,10 @@ def nats_server() -> Iterator[NatsServer]:
     server = NatsServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every example guest built from source (cached by source hash across runs)."""
+    out = tmp_path_factory.mktemp("guests")
+    return {name: build_guest(name, out) for name in GUESTS}

@@ -64,3 +64,29 @@ class RevisionConflict(GreenticError):
 
 class StoreUnavailable(GreenticError):
     """A session/state backend cannot be reached or used; the message names the setting."""
+
+
+class ComponentError(GreenticError):
+    """A component call failed; `code` is what flows route and report on.
+
+    Codes: `timeout`, `fuel`, `memory`, `trap`, `guest` (the guest returned an error),
+    `not-found`, `bad-input`, `unavailable`.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ComponentLoadError(GreenticError):
+    """A component cannot be loaded: bad bytes, unknown world, or imports it may not have."""
+
+    def __init__(self, component: str, message: str, *, missing: tuple[str, ...] = (),
+                 undeclared: tuple[str, ...] = ()) -> None:
+        super().__init__(f"component {component!r}: {message}")
+        self.component = component
+        self.missing = missing
+        """Imports this host does not offer."""
+        self.undeclared = undeclared
+        """Host interfaces the component imports but its manifest does not declare."""

@@ -5,6 +5,7 @@ import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,18 +140,25 @@ class Platform:
             stop_processes([self.nats], timeout=10)
 
 
-def make_platform(root: Path, extra_channels: dict | None = None,
-                  extra_packs: dict[str, str] | None = None, **extra_env: str) -> Platform:
-    """Write the test bundle (plus `extra_channels` and `extra_packs` {id: dir} for
-    acme/support) and packs under `root` and start everything."""
-    (root / "logs").mkdir(parents=True, exist_ok=True)
+def write_default_packs(root: Path) -> None:
     write_pack(root / "packs" / "acme", "acme")
     write_pack(root / "packs" / "globex", "globex")
-    bundle = json.loads(json.dumps(BUNDLE))
-    bundle["tenants"]["acme"]["teams"]["support"]["channels"].update(extra_channels or {})
-    for pack_id, directory in (extra_packs or {}).items():
-        bundle["packs"][pack_id] = {"path": directory}
-        bundle["tenants"]["acme"]["packs"].append(pack_id)
+
+
+def make_platform(root: Path, extra_channels: dict | None = None,
+                  extra_packs: dict[str, str] | None = None, *, bundle: dict | None = None,
+                  write_packs: Callable[[Path], None] = write_default_packs,
+                  **extra_env: str) -> Platform:
+    """Write the test bundle (or `bundle`), plus `extra_channels` and `extra_packs` {id: dir}
+    for acme/support, and packs under `root`, and start everything."""
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    write_packs(root)
+    bundle = json.loads(json.dumps(bundle or BUNDLE))
+    if "acme" in bundle["tenants"]:
+        bundle["tenants"]["acme"]["teams"]["support"]["channels"].update(extra_channels or {})
+        for pack_id, directory in (extra_packs or {}).items():
+            bundle["packs"][pack_id] = {"path": directory}
+            bundle["tenants"]["acme"]["packs"].append(pack_id)
     (root / "bundle.yaml").write_text(json.dumps(bundle))  # JSON is YAML
     platform = Platform(root=root, nats_port=free_port(), http_port=free_port(), env={})
     platform.env = {

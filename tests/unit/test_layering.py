@@ -16,9 +16,12 @@ ALLOWED = {
     "flow": {"types", "errors", "telemetry"},
     "session": {"types", "bus", "errors"},
     "state": {"types", "bus", "errors", "session"},
+    "interfaces": {"types", "errors"},
+    "component": {"interfaces", "types", "state", "errors", "telemetry"},
+    "mcp": {"interfaces", "types", "component", "state", "errors"},
     "pack": {"flow", "types", "bus", "config", "errors"},
-    "runner": {"flow", "pack", "state", "session", "types", "bus", "config", "errors",
-               "service"},
+    "runner": {"flow", "pack", "state", "session", "component", "interfaces", "mcp", "types",
+               "bus", "config", "errors", "service", "telemetry"},
 }
 
 

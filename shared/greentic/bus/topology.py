@@ -10,6 +10,7 @@ from nats.js.api import (
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -29,6 +30,10 @@ SESSIONS_BUCKET = "greentic-sessions"
 """Sessions, `{env}.{tenant}.{team}.{channel}.{conversation}`; max_age = idle expiry."""
 STATE_BUCKET = "greentic-state"
 """Flow/component state, `{env}.{tenant}.{team}.{scope}.{owner}.{name}`; no expiry."""
+COMPONENT_INDEX_BUCKET = "greentic-component-index"
+"""KV: `{env}.{tenant}.{pack}.{component}` → manifest + sha256 digest of the component bytes."""
+COMPONENTS_OBJECT_STORE = "greentic-components"
+"""Object store: component bytes, object name = sha256 digest (immutable, shared by tenants)."""
 
 
 class Hop(NamedTuple):
@@ -97,6 +102,11 @@ async def ensure_streams(js: JetStreamContext) -> None:
                 await _replace_drained_stream(js, config, exc)
     await js.create_key_value(KeyValueConfig(bucket=FLOWS_BUCKET, history=5,
                                              storage=StorageType.FILE))
+    await js.create_key_value(KeyValueConfig(bucket=COMPONENT_INDEX_BUCKET, history=5,
+                                             storage=StorageType.FILE))
+    # nats-py overwrites config.bucket with the `bucket` argument: pass both
+    await js.create_object_store(COMPONENTS_OBJECT_STORE, config=ObjectStoreConfig(
+        bucket=COMPONENTS_OBJECT_STORE, storage=StorageType.FILE))
 
 
 async def _replace_drained_stream(js: JetStreamContext, config: StreamConfig,

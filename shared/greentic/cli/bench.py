@@ -245,3 +245,16 @@ def e2e(conversations: int, messages: int, executors: int, rate: float | None) -
 def scale(conversations: int, messages: int) -> None:
     """The e2e run with 1 and 2 executors, and the speed-up."""
     asyncio.run(_e2e(conversations, messages, [1, 2], None, Console(width=150)))
+
+
+@bench.command()
+@click.option("--calls", default=2000, show_default=True, help="Calls per latency measurement.")
+@click.option("--examples", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("examples/components"), show_default=True,
+              help="Where the echo and tiny example guests are (built if needed).")
+def wasm(calls: int, examples: Path) -> None:
+    """Per-call latency (host vs bare wasmtime-py), instantiate, cached vs cold load, calls/s."""
+    from greentic.component.bench import run_wasm_bench
+
+    for line in run_wasm_bench(examples, calls=calls, progress=lambda m: click.echo(m, err=True)):
+        click.echo(line)

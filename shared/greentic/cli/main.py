@@ -5,6 +5,7 @@ import importlib
 import click
 
 from greentic.cli.bench import bench
+from greentic.cli.component import component
 from greentic.cli.flow import flow
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
@@ -34,4 +35,5 @@ cli.add_command(flow)
 cli.add_command(send)
 cli.add_command(tap)
 cli.add_command(session)
+cli.add_command(component)
 cli.add_command(bench)

@@ -51,6 +51,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     i.e. the sites that embed Web Chat."""
     webchat_token_key: str = ""
     """Ingress: key signing Direct Line tokens; set the same value on every ingress replica."""
+    component_cache_dir: str = ".greentic/cache/components"
+    """Executor: compiled components (`Component.serialize`), keyed by sha256 + wasmtime version."""
+    wasm_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    """Executor: worker threads running component calls (wasm runs without the GIL)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of the JSON logs on stderr."""
     log_format: Literal["json", "console"] = "json"

@@ -9,6 +9,7 @@ import msgspec
 import yaml
 
 from greentic.errors import ConfigError
+from greentic.types.component import ComponentManifest
 
 
 class PackFlowEntry(msgspec.Struct):
@@ -22,6 +23,8 @@ class PackSourceManifest(msgspec.Struct):
     pack_id: str
     version: str = "0.0.0"
     flows: list[PackFlowEntry] = []
+    components: list[ComponentManifest] = []
+    """WebAssembly components: id, version, world, wasm (path), capabilities, operations."""
 
 
 class PackFlowSource(msgspec.Struct):
@@ -51,3 +54,20 @@ def read_dev_pack(directory: Path) -> tuple[PackSourceManifest, list[PackFlowSou
             raise ConfigError(f"{manifest_path}: flow {entry.id!r}: cannot read {path}: "
                               f"{exc.strerror}") from None
     return manifest, flows
+
+
+def dev_component_files(directory: Path,
+                        manifest: PackSourceManifest) -> list[tuple[ComponentManifest, Path]]:
+    """The file of every component the pack lists (`wasm` defaults to
+    `components/<id>/component.wasm`); raises ConfigError naming a missing one."""
+    found = []
+    for component in manifest.components:
+        path = directory / (component.wasm or f"components/{component.id}/component.wasm")
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(2, "No such file")
+            found.append((component, path))
+        except OSError as exc:
+            raise ConfigError(f"{directory / 'pack.yaml'}: component {component.id!r}: cannot "
+                              f"read {path}: {exc.strerror}") from None
+    return found

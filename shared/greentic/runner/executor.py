@@ -17,11 +17,18 @@ from nats.aio.msg import Msg
 
 from greentic.bus import headers as h
 from greentic.bus.subjects import conversation_token, message_subject
-from greentic.bus.topology import FLOWS_BUCKET, HOPS
+from greentic.bus.topology import (
+    COMPONENT_INDEX_BUCKET,
+    COMPONENTS_OBJECT_STORE,
+    FLOWS_BUCKET,
+    HOPS,
+)
+from greentic.component import ComponentEngine, ComponentHost, EnvSecretsProvider, SecretsProvider
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
 from greentic.flow.turn import FlowResolver
+from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
 from greentic.runner.stores import Stores, open_stores
@@ -29,6 +36,7 @@ from greentic.runner.turn_order import TurnOrder
 from greentic.service.hop import HopService, read_envelope
 from greentic.session.model import APPLIED_KEPT, Session, SessionKey
 from greentic.session.store import SessionStore
+from greentic.state import MemoryStateStore
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
@@ -124,10 +132,16 @@ class ExecutorService(HopService):
     ack_sync = True  # the next message of the conversation may start once the ack is in
     chain_conversations = False  # TurnOrder keeps each conversation in order, across processes
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, secrets: SecretsProvider | None = None) -> None:
         super().__init__(settings)
-        self.registry = FlowRegistry(FlowEngine())
-        self._follow: asyncio.Task | None = None
+        self.components = ComponentRegistry(ComponentHost(
+            ComponentEngine.shared(settings.component_cache_dir), MemoryStateStore(),
+            secrets if secrets is not None else EnvSecretsProvider(),
+            threads=settings.wasm_threads))
+        engine = FlowEngine()
+        engine.operations.update(component_operations(self.components))
+        self.registry = FlowRegistry(engine)
+        self._follows: list[asyncio.Task] = []
         self._stores: Stores | None = None
         self._order: TurnOrder | None = None
         self._applier: TurnApplier | None = None
@@ -136,6 +150,7 @@ class ExecutorService(HopService):
         # open the session backend first: a misconfigured one stops the service at start
         self._stores = await open_stores(self.settings, self.js)
         self.registry.engine.operations.update(state_operations(self._stores.state))
+        self.components.host.state = self._stores.state  # components share the flows' store
         routed = HOPS["routed"].stream
         epoch = str((await self.js.stream_info(routed)).created or "")
         self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch)
@@ -144,7 +159,11 @@ class ExecutorService(HopService):
                                 give_up_s=give_up)
         await self._order.start()
         kv = await self.js.key_value(FLOWS_BUCKET)
-        self._follow = asyncio.create_task(self.registry.follow(kv))
+        components_kv = await self.js.key_value(COMPONENT_INDEX_BUCKET)
+        objects = await self.js.object_store(COMPONENTS_OBJECT_STORE)
+        self._follows = [asyncio.create_task(self.components.follow(components_kv, objects)),
+                         asyncio.create_task(self.registry.follow(kv))]
+        await self.components.loaded.wait()
         await self.registry.loaded.wait()
 
     async def stop(self) -> None:
@@ -153,10 +172,11 @@ class ExecutorService(HopService):
         await super().stop()
         if self._order is not None:
             await self._order.stop()
-        if self._follow is not None:
-            self._follow.cancel()
+        for task in self._follows:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
+                await task
+        self.components.host.close()
         if self._stores is not None:
             await self._stores.close()
 
@@ -164,7 +184,9 @@ class ExecutorService(HopService):
         sessions = {"session_conflicts": self._applier.conflicts,
                     "redeliveries_recognised": self._applier.redeliveries} if self._applier else {}
         waits = {"turn_waits": self._order.waits} if self._order else {}
-        return {"flows": len(self.registry), "session_backend": self.settings.session_backend,
+        return {"flows": len(self.registry), "components": len(self.components),
+                "component_refusals": self.components.refusals,
+                "session_backend": self.settings.session_backend,
                 **sessions, **waits, **super().stats()}
 
     async def on_acked(self, msg: Msg) -> None:

@@ -1,0 +1,403 @@
+"""The component host: load (detect world, check imports, link), then call under limits.
+
+Every call runs in a bounded thread pool (wasm runs without the GIL, so the asyncio loop keeps
+serving other conversations) with a fresh fuel budget, an epoch deadline and a memory cap. A
+call that traps, times out or hits a limit drops its Store. Instances are fresh per call unless
+the manifest asks for `reuse: conversation`, in which case one is kept per tenant +
+conversation: guest memory is never seen by another conversation or tenant.
+"""
+
+import asyncio
+import concurrent.futures
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import urlopen
+
+import cbor2
+import structlog
+import wasmtime
+from wasmtime.component import Component, Instance, Linker
+
+from greentic.component.engine import ComponentEngine, sha256
+from greentic.component.secrets import SecretsProvider
+from greentic.errors import ComponentError, ComponentLoadError, GreenticError
+from greentic.interfaces.host_imports import DEFINERS, HostDenied, define_host_imports
+from greentic.interfaces.values import field as wit_field
+from greentic.interfaces.values import record
+from greentic.interfaces.wit import (
+    ALWAYS_GRANTED,
+    HOST_IMPORTS,
+    MCP_EXPORT,
+    NODE_EXPORT,
+    SEED_EXPORT,
+    TYPE_ONLY_IMPORTS,
+    WASI_PREFIXES,
+)
+from greentic.state.store import StateKey, StateStore
+from greentic.types.component import ComponentManifest, World
+from greentic.types.tenant import TenantCtx
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+POOL_PER_COMPONENT = 32
+"""Idle instances kept per component when reuse is on (least recently used go first)."""
+HOST_CALL_TIMEOUT_S = 5.0
+"""Longest a host import (state, HTTP) may block the guest."""
+STDERR_KEEP = 4096
+HTTP_MAX_BYTES = 1 << 20
+
+_current = threading.local()
+_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+"""The exception line of a Python guest's traceback on stderr."""
+
+
+def _current_services() -> "CallServices":
+    services = getattr(_current, "services", None)
+    if services is None:
+        raise HostDenied("unavailable", "host import called outside a component call")
+    return services
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def detect_world(exports: set[str]) -> World | None:
+    """Which world a component exports (seed, node or mcp)."""
+    if NODE_EXPORT in exports:
+        return "node"
+    if MCP_EXPORT in exports:
+        return "mcp"
+    if SEED_EXPORT in exports:
+        return "seed"
+    return None
+
+
+def check_imports(manifest: ComponentManifest, imports: list[str]) -> set[str]:
+    """The host interfaces to link; raises ComponentLoadError listing what is missing or
+    undeclared."""
+    granted = set(manifest.capabilities.host)
+    missing, undeclared, link = [], [], set()
+    for name in imports:
+        if name.startswith(WASI_PREFIXES) or name in TYPE_ONLY_IMPORTS:
+            continue
+        if name in ALWAYS_GRANTED:
+            link.add(name)
+        elif name in HOST_IMPORTS:
+            if HOST_IMPORTS[name] in granted:
+                link.add(name)
+            else:
+                undeclared.append(name)
+        else:
+            missing.append(name)
+    if missing:
+        raise ComponentLoadError(manifest.id, "imports what this host does not offer: "
+                                 + ", ".join(missing), missing=tuple(missing))
+    if undeclared:
+        needed = sorted({HOST_IMPORTS[n] for n in undeclared})
+        raise ComponentLoadError(
+            manifest.id, f"imports {', '.join(undeclared)} but its manifest does not declare "
+            f"it (add {needed} to capabilities.host)", undeclared=tuple(undeclared))
+    return link
+
+
+@dataclass
+class Live:
+    """One instance with its own Store (never shared across tenants or conversations)."""
+
+    store: wasmtime.Store
+    instance: Instance
+    funcs: dict[str, Any]
+    stderr: deque = field(default_factory=lambda: deque(maxlen=STDERR_KEEP))
+
+
+@dataclass
+class LoadedComponent:
+    """A compiled, linked component ready to be called."""
+
+    manifest: ComponentManifest
+    digest: str
+    world: World
+    component: Component
+    linker: Linker
+    imports: tuple[str, ...]
+    size: int
+    host_calls: bool = True
+    """False when the component imports no host interface: calls skip setting up services."""
+    _pool: OrderedDict = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    def _take(self, key: tuple | None) -> Live | None:
+        if key is None:
+            return None
+        with self._lock:
+            return self._pool.pop(key, None)
+
+    def _give_back(self, key: tuple, live: Live) -> None:
+        with self._lock:
+            self._pool[key] = live
+            while len(self._pool) > POOL_PER_COMPONENT:
+                self._pool.popitem(last=False)
+
+    def idle_instances(self) -> int:
+        with self._lock:
+            return len(self._pool)
+
+
+class CallServices:
+    """What the host imports may do during one call: scoped to its tenant and conversation,
+    limited to the manifest's grants."""
+
+    def __init__(self, host: "ComponentHost", loaded: LoadedComponent, tenant: TenantCtx,
+                 conversation: str) -> None:
+        self.host = host
+        self.loaded = loaded
+        self.tenant = tenant
+        self.conversation = conversation
+        self.timeout_s = min(HOST_CALL_TIMEOUT_S,
+                             loaded.manifest.capabilities.limits.timeout_ms / 1000)
+
+    def _await(self, coroutine: Any) -> Any:
+        loop = self.host.loop
+        if loop is None or loop.is_closed() or _on_loop_thread(loop):
+            coroutine.close()
+            raise HostDenied("unavailable", "host calls need the event loop free (call "
+                             "components through ComponentHost.run, not on the loop thread)")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(self.timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise HostDenied("unavailable", f"host call took longer than {self.timeout_s:g} s"
+                             ) from None
+
+    def _key(self, name: str) -> StateKey:
+        return StateKey(self.tenant, "conversation", self.conversation, name)
+
+    def state_get(self, name: str) -> bytes | None:
+        return self._await(self.host.state.get(self._key(name)))
+
+    def state_set(self, name: str, value: bytes) -> None:
+        self._await(self.host.state.set(self._key(name), value))
+
+    def state_delete(self, name: str) -> None:
+        self._await(self.host.state.delete(self._key(name)))
+
+    def secret(self, name: str) -> bytes | None:
+        if name not in self.loaded.manifest.capabilities.secrets:
+            raise HostDenied("permission-denied",
+                             f"secret {name!r} is not declared in the component's manifest")
+        return self.host.secrets.get(self.tenant, name)
+
+    def log(self, level: str, message: str) -> None:
+        method = getattr(log, "warning" if level == "warn" else level, log.info)
+        method(message[:2000], component=self.loaded.id, tenant=self.tenant.tenant,
+               conversation=self.conversation, source="guest")
+
+    def http_get(self, url: str) -> tuple[int, str]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or \
+                parts.hostname not in self.loaded.manifest.capabilities.http_hosts:
+            raise HostDenied("permission-denied",
+                             f"host {parts.hostname!r} is not in the manifest's http_hosts")
+        try:
+            with urlopen(url, timeout=self.timeout_s) as response:  # scheme checked above
+                return response.status, response.read(HTTP_MAX_BYTES).decode("utf-8", "replace")
+        except OSError as exc:
+            raise GreenticError(f"GET {url} failed: {exc}") from None
+
+
+class ComponentHost:
+    """Loads components and runs their calls under limits in a bounded thread pool."""
+
+    def __init__(self, engine: ComponentEngine, state: StateStore, secrets: SecretsProvider,
+                 threads: int = 2) -> None:
+        self.engine = engine
+        self.state = state
+        self.secrets = secrets
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wasm")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # loading
+
+    def load(self, manifest: ComponentManifest, data: bytes,
+             digest: str | None = None) -> LoadedComponent:
+        """Compile (through the cache), detect the world, check imports, link. Blocking."""
+        digest = digest or sha256(data)
+        component = self.engine.compile(manifest.id, data, digest)
+        engine = self.engine.engine
+        component_type = component.type
+        imports = list(component_type.imports(engine))
+        world = detect_world(set(component_type.exports(engine)))
+        if world is None:
+            raise ComponentLoadError(manifest.id, "exports neither the seed world (execute), "
+                                     f"{NODE_EXPORT} nor {MCP_EXPORT}")
+        if world != manifest.world:
+            raise ComponentLoadError(manifest.id, f"exports the {world} world but its manifest "
+                                     f"says {manifest.world}")
+        linked = check_imports(manifest, imports)
+        linker = Linker(engine)
+        if any(name.startswith(WASI_PREFIXES) for name in imports):
+            linker.add_wasip2()
+        define_host_imports(linker, {n for n in linked if n in DEFINERS}, _current_services)
+        return LoadedComponent(manifest, digest, world, component, linker, tuple(imports),
+                               len(data), host_calls=bool(linked - set(ALWAYS_GRANTED)))
+
+    async def load_async(self, manifest: ComponentManifest, data: bytes,
+                         digest: str | None = None) -> LoadedComponent:
+        """`load` in a worker thread (a cold compile takes seconds)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.load, manifest, data, digest)
+
+    # calls
+
+    def _instantiate(self, loaded: LoadedComponent) -> Live:
+        limits = loaded.manifest.capabilities.limits
+        store = wasmtime.Store(self.engine.engine)
+        store.set_limits(memory_size=limits.memory_mib * 1024 * 1024)
+        store.set_fuel(limits.fuel)
+        store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
+        stderr: deque = deque(maxlen=STDERR_KEEP)
+        if any(name.startswith(WASI_PREFIXES) for name in loaded.imports):
+            wasi = wasmtime.WasiConfig()
+            wasi.stderr_custom = lambda data: stderr.extend(data) or len(data)
+            wasi.stdout_custom = len  # discarded; chat output goes through return values
+            store.set_wasi(wasi)
+        instance = loaded.linker.instantiate(store, loaded.component)
+        funcs: dict[str, Any] = {}
+        if loaded.world == "seed":
+            funcs["execute"] = instance.get_func(store, "execute")
+        else:
+            export = NODE_EXPORT if loaded.world == "node" else MCP_EXPORT
+            index = instance.get_export_index(store, export)
+            names = ("invoke", "describe") if loaded.world == "node" else ("call-tool",
+                                                                          "list-tools")
+            for name in names:
+                funcs[name] = instance.get_func(store, instance.get_export_index(store, name,
+                                                                                  index))
+        return Live(store, instance, funcs, stderr)
+
+    def call_sync(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
+                  body: Callable[[Live], T]) -> T:
+        """Run `body` on an instance for this tenant + conversation, under the limits."""
+        limits = loaded.manifest.capabilities.limits
+        key = ((tenant.env, tenant.tenant, tenant.team, conversation)
+               if limits.reuse == "conversation" else None)
+        if loaded.host_calls:
+            _current.services = CallServices(self, loaded, tenant, conversation)
+        live: Live | None = None
+        started = time.monotonic()
+        try:
+            live = loaded._take(key)
+            if live is None:
+                live = self._instantiate(loaded)
+            live.stderr.clear()
+            live.store.set_fuel(limits.fuel)
+            live.store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
+            result = body(live)
+        except ComponentError:
+            raise
+        except Exception as exc:  # a trap poisons the Store: it is dropped here
+            raise self._classify(loaded, exc, live, time.monotonic() - started) from None
+        finally:
+            if loaded.host_calls:
+                _current.services = None
+        if key is not None:
+            loaded._give_back(key, live)
+        return result
+
+    def _classify(self, loaded: LoadedComponent, exc: Exception, live: Live | None,
+                  elapsed_s: float) -> ComponentError:
+        limits = loaded.manifest.capabilities.limits
+        if isinstance(exc, HostDenied):
+            return ComponentError(exc.code, str(exc))
+        text = str(exc)
+        guest = bytes(live.stderr).decode("utf-8", "replace") if live else ""
+        cause = next((line.strip() for line in reversed(text.splitlines()) if line.strip()),
+                     type(exc).__name__)
+        guest_line = next((line.strip() for line in reversed(guest.splitlines())
+                           if _PYTHON_ERROR.match(line.strip())), "")
+        if "wasm trap: interrupt" in text:
+            error = ComponentError("timeout", f"timeout after {limits.timeout_ms} ms")
+        elif "all fuel consumed" in text:
+            error = ComponentError("fuel", f"fuel exhausted ({limits.fuel} units)")
+        elif ("MemoryError" in guest or "memory allocation" in text
+              or "exceeds memory limits" in text or "out of memory" in text.lower()):
+            error = ComponentError("memory", f"memory limit {limits.memory_mib} MiB exceeded")
+        elif isinstance(exc, wasmtime.WasmtimeError):
+            detail = f"{cause}: {guest_line}" if guest_line else cause
+            error = ComponentError("trap", f"trap: {detail}")
+        else:
+            error = ComponentError("bad-input", f"{type(exc).__name__}: {exc}")
+        log.warning("component call failed; instance discarded", component=loaded.id,
+                    code=error.code, error=error.message, elapsed_ms=round(elapsed_s * 1000))
+        return error
+
+    async def run(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
+                   body: Callable[[Live], T]) -> T:
+        """`call_sync` in the bounded thread pool (the asyncio loop keeps running)."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        return await self.loop.run_in_executor(self._pool, self.call_sync, loaded, tenant,
+                                               conversation, body)
+
+    async def execute(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
+                      *, id: str, content: str, sender: str, timestamp: int) -> str:
+        """Seed world: `execute(message) -> outcome`; a failed outcome raises ComponentError."""
+        message = record(id=id, content=content, sender=sender, timestamp=timestamp)
+
+        def body(live: Live) -> Any:
+            return live.funcs["execute"](live.store, message)
+
+        outcome = await self.run(loaded, tenant, conversation, body)
+        if not outcome.success:
+            raise ComponentError("guest", outcome.error or "the component reported failure")
+        return outcome.data or ""
+
+    async def invoke(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
+                     op: str, payload: Any, *, flow_id: str = "", step_id: str = "",
+                     trace_id: str = "", i18n_id: str = "en", attempt: int = 0) -> Any:
+        """Node world: `invoke(op, envelope)` with `payload` as CBOR; returns decoded output."""
+        operations = loaded.manifest.operations
+        if operations and op not in operations:
+            raise ComponentError("not-found", f"component {loaded.id!r} has no operation "
+                                 f"{op!r} (has {', '.join(operations)})")
+        limits = loaded.manifest.capabilities.limits
+        ctx = record(tenant_id=tenant.tenant, team_id=tenant.team, user_id=None,
+                     env_id=tenant.env, trace_id=trace_id, correlation_id=conversation,
+                     deadline_ms=int(time.time() * 1000) + limits.timeout_ms, attempt=attempt,
+                     idempotency_key=None, i18n_id=i18n_id)
+        envelope = record(ctx=ctx, flow_id=flow_id, step_id=step_id, component_id=loaded.id,
+                          attempt=attempt, payload_cbor=cbor2.dumps(payload),
+                          metadata_cbor=None)
+
+        def body(live: Live) -> Any:
+            return live.funcs["invoke"](live.store, op, envelope)
+
+        result = await self.run(loaded, tenant, conversation, body)
+        if result.tag != "ok":
+            error = result.payload
+            raise ComponentError(wit_field(error, "code"), wit_field(error, "message"))
+        output = bytes(wit_field(result.payload, "output-cbor"))
+        try:
+            return cbor2.loads(output) if output else None
+        except cbor2.CBORDecodeError as exc:
+            raise ComponentError("bad-output", f"output is not CBOR: {exc}") from None
