@@ -33,7 +33,7 @@ def test_a_bad_value_names_its_variable(environ: dict[str, str], named: str) -> 
 def test_the_demo_bundle_loads_and_binds_its_channel() -> None:
     bundle = load_bundle(DEMO)
     ctx = TenantCtx("dev", "demo", "default")
-    assert bundle.flow_for(ctx, "webchat") == FlowRef("demo", "welcome")
+    assert bundle.flow_for(ctx, "webchat") == FlowRef("demo", "main")
     assert bundle.flow_for(ctx, "slack") is None
     assert bundle.pack_dir("demo") == DEMO.parent / "pack"
 
