@@ -54,7 +54,7 @@ async def _health_app(service: Service, nc: Client, ready: asyncio.Event) -> web
 async def run_service(service: Service, settings: Settings) -> None:
     """The whole life of a service process."""
     configure_logging(service.name, settings.log_level, settings.log_format)
-    nc = await connect(settings.nats_url, service.name)
+    nc = await connect(settings.nats_url, service.name, creds=settings.nats_creds)
     js = nc.jetstream()
     ready = asyncio.Event()
     runner = web.AppRunner(await _health_app(service, nc, ready), access_log=None)
