@@ -7,8 +7,9 @@ from nats.aio.client import Client
 log = structlog.get_logger(__name__)
 
 
-async def connect(url: str, name: str) -> Client:
-    """Connect with reconnects forever (nats-py gives up after ~2 minutes by default)."""
+async def connect(url: str, name: str, *, creds: str = "") -> Client:
+    """Connect with reconnects forever (nats-py gives up after ~2 minutes by default);
+    `creds` is the path of a NATS credentials file, if the server wants one."""
 
     async def on_disconnected() -> None:
         log.warning("nats disconnected", service=name)
@@ -31,4 +32,5 @@ async def connect(url: str, name: str) -> Client:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
         error_cb=on_error,
+        user_credentials=creds or None,
     )

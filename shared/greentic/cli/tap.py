@@ -1,6 +1,7 @@
 """`greentic tap`: one readable line per message on the platform's subjects (no consumer state)."""
 
 import asyncio
+import os
 import time
 
 import click
@@ -39,7 +40,9 @@ def format_line(subject: str, headers: dict[str, str] | None, data: bytes) -> st
 
 async def _tap(subject: str, nats_url: str, tenant: str | None, conversation: str | None,
                count: int | None, as_json: bool) -> None:
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, name="greentic-tap")
+    # in a pod, the service's credentials file (GREENTIC_NATS_CREDS) is at hand
+    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, name="greentic-tap",
+                            user_credentials=os.environ.get("GREENTIC_NATS_CREDS") or None)
     seen = 0
     done = asyncio.Event()
 

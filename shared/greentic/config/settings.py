@@ -70,6 +70,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     executor_replicas: Annotated[int, msgspec.Meta(ge=1)] = 1
     """How many executor processes may run at once (the autoscaler's maximum); the `memory`
     session backend is refused above 1, since each process would keep its own sessions."""
+    nats_creds: str = ""
+    """Path of a NATS credentials file (user JWT + nkey seed, e.g. a mounted Secret); empty:
+    connect without (user:password can also go in the URL)."""
+    leader_election: Literal["auto", "lease", "off"] = "auto"
+    """Pack-loader: `lease` makes replicas elect one publisher with a Kubernetes Lease; `auto`
+    does so when running in a cluster (KUBERNETES_SERVICE_HOST set); `off` always publishes."""
+    lease_name: str = "greentic-pack-loader"
+    """Pack-loader: name of the coordination.k8s.io/v1 Lease the replicas compete for."""
+    lease_namespace: str = ""
+    """Pack-loader: namespace of the Lease (default: the pod's own namespace)."""
+    lease_duration_s: Annotated[float, msgspec.Meta(ge=2)] = 15.0
+    """Pack-loader: a leader that stops renewing is replaced after this long."""
 
     def __post_init__(self) -> None:
         try:

@@ -64,7 +64,7 @@ async def run_service(service: Service, settings: Settings) -> None:
     configure_logging(service.name, settings.log_level, settings.log_format)
     tracing = configure_tracing(service.name)
     meters = configure_metrics(service.name)
-    nc = await connect(settings.nats_url, service.name)
+    nc = await connect(settings.nats_url, service.name, creds=settings.nats_creds)
     js = nc.jetstream()
     ready = asyncio.Event()
     runner = web.AppRunner(await _health_app(service, nc, ready), access_log=None)
