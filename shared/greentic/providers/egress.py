@@ -13,6 +13,7 @@ from greentic.errors import ConfigError, DeadLetter
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import already_sent, mark_sent, sent_log
+from greentic.providers.ratelimit import DEFAULT_RATES, SendPacer
 from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
 from greentic.providers.webchat.activity import bot_activity
 from greentic.providers.webchat.transcript import Transcript
@@ -49,6 +50,7 @@ class EgressService(HopService):
             ctx, channel_id, channel.provider, dict(channel.config))
             for ctx, channel_id, channel in bundle.channels(settings.env)}
         self.skipped_duplicates = 0
+        self.pacer = SendPacer(max_wait_s=settings.ack_wait_s / 3)
 
     async def prepare(self) -> None:
         self.http = aiohttp.ClientSession()
@@ -67,7 +69,8 @@ class EgressService(HopService):
             await self.http.close()
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "skipped_duplicates": self.skipped_duplicates}
+        return {**super().stats(), "skipped_duplicates": self.skipped_duplicates,
+                "rate_limited_wait_s": round(self.pacer.waited_s, 3)}
 
     async def handle(self, msg: Msg) -> None:
         envelope = read_envelope(msg.subject, msg.data)
@@ -87,6 +90,10 @@ class EgressService(HopService):
                 self.skipped_duplicates += 1
                 return
             else:
+                rate = float(channel.config.get("send_rate_per_s",
+                                                DEFAULT_RATES.get(envelope.provider, 0)))
+                await self.pacer.wait_turn(f"{envelope.ctx.tenant}/{envelope.ctx.team}/"
+                                           f"{envelope.channel}", rate)
                 try:
                     await sender.send(envelope, channel)
                 except ConfigError as exc:
