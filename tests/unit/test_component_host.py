@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from greentic.component import ComponentEngine, ComponentHost, EnvSecretsProvider
-from greentic.component.secrets import secret_variable
+from greentic.component import ComponentEngine, ComponentHost
 from greentic.errors import ComponentError, ComponentLoadError
 from greentic.mcp import call_tool, list_tools
+from greentic.secrets import EnvSecretsProvider, secret_variable
 from greentic.state import MemoryStateStore, StateKey
 from greentic.types import TenantCtx
 from greentic.types.component import ComponentCapabilities, ComponentLimits, ComponentManifest

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from greentic.component.host import check_imports, detect_world
-from greentic.component.secrets import EnvSecretsProvider, secret_variable
 from greentic.errors import ComponentLoadError, ConfigError
 from greentic.pack.devsource import dev_component_files, read_dev_pack
+from greentic.secrets import EnvSecretsProvider, secret_variable
 from greentic.types import TenantCtx
 from greentic.types.component import ComponentCapabilities, ComponentManifest
 

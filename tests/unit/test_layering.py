@@ -17,11 +17,12 @@ ALLOWED = {
     "session": {"types", "bus", "errors"},
     "state": {"types", "bus", "errors", "session"},
     "interfaces": {"types", "errors"},
-    "component": {"interfaces", "types", "state", "errors", "telemetry"},
+    "secrets": {"types", "errors", "config"},
+    "component": {"interfaces", "types", "state", "secrets", "errors", "telemetry"},
     "mcp": {"interfaces", "types", "component", "state", "errors"},
     "pack": {"flow", "types", "bus", "config", "errors"},
     "runner": {"flow", "pack", "state", "session", "component", "interfaces", "mcp", "types",
-               "bus", "config", "errors", "service", "telemetry"},
+               "bus", "config", "errors", "service", "telemetry", "secrets"},
 }
 
 

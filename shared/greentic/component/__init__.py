@@ -2,7 +2,5 @@
 
 from greentic.component.engine import ComponentEngine
 from greentic.component.host import ComponentHost, LoadedComponent
-from greentic.component.secrets import EnvSecretsProvider, SecretsProvider
 
-__all__ = ["ComponentEngine", "ComponentHost", "EnvSecretsProvider", "LoadedComponent",
-           "SecretsProvider"]
+__all__ = ["ComponentEngine", "ComponentHost", "LoadedComponent"]

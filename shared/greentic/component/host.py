@@ -26,7 +26,6 @@ import wasmtime
 from wasmtime.component import Component, Instance, Linker
 
 from greentic.component.engine import ComponentEngine, sha256
-from greentic.component.secrets import SecretsProvider
 from greentic.errors import ComponentError, ComponentLoadError, GreenticError
 from greentic.interfaces.host_imports import DEFINERS, HostDenied, define_host_imports
 from greentic.interfaces.values import field as wit_field
@@ -40,6 +39,7 @@ from greentic.interfaces.wit import (
     TYPE_ONLY_IMPORTS,
     WASI_PREFIXES,
 )
+from greentic.secrets import SecretsProvider
 from greentic.state.store import StateKey, StateStore
 from greentic.types.component import ComponentManifest, World
 from greentic.types.tenant import TenantCtx

@@ -82,6 +82,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Pack-loader: namespace of the Lease (default: the pod's own namespace)."""
     lease_duration_s: Annotated[float, msgspec.Meta(ge=2)] = 15.0
     """Pack-loader: a leader that stops renewing is replaced after this long."""
+    secrets_backend: Literal["env", "files", "kubernetes", "vault"] = "env"
+    """Where component secrets come from: GREENTIC_SECRET__{TENANT}__{NAME} variables, files
+    {GREENTIC_SECRETS_DIR}/{tenant}/{name}, Secret `greentic-{tenant}` in
+    GREENTIC_SECRETS_NAMESPACE, or Vault KV v2 at {mount}/data/greentic/{tenant}."""
+    secrets_dir: str = ""
+    """Directory of per-tenant secret files (e.g. mounted Kubernetes Secrets)."""
+    secrets_namespace: str = ""
+    """Namespace of the per-tenant Kubernetes Secrets (default: the lease namespace)."""
+    vault_addr: str = ""
+    """Vault address, e.g. https://vault.example:8200."""
+    vault_token: str = ""
+    """Vault token (prefer GREENTIC_VAULT_TOKEN_FILE)."""
+    vault_token_file: str = ""
+    """File holding the Vault token (e.g. written by the Vault agent)."""
+    vault_mount: str = "secret"
+    """Mount of the KV v2 engine."""
 
     def __post_init__(self) -> None:
         try:

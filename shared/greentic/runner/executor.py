@@ -23,7 +23,7 @@ from greentic.bus.topology import (
     FLOWS_BUCKET,
     HOPS,
 )
-from greentic.component import ComponentEngine, ComponentHost, EnvSecretsProvider, SecretsProvider
+from greentic.component import ComponentEngine, ComponentHost
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
@@ -33,6 +33,7 @@ from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
 from greentic.runner.stores import Stores, open_stores
 from greentic.runner.turn_order import TurnOrder
+from greentic.secrets import SecretsProvider, secrets_from_settings
 from greentic.service.hop import HopService, read_envelope
 from greentic.session.model import APPLIED_KEPT, Session, SessionKey
 from greentic.session.store import SessionStore
@@ -136,7 +137,7 @@ class ExecutorService(HopService):
         super().__init__(settings)
         self.components = ComponentRegistry(ComponentHost(
             ComponentEngine.shared(settings.component_cache_dir), MemoryStateStore(),
-            secrets if secrets is not None else EnvSecretsProvider(),
+            secrets if secrets is not None else secrets_from_settings(settings),
             threads=settings.wasm_threads))
         engine = FlowEngine()
         engine.operations.update(component_operations(self.components))
