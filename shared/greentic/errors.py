@@ -90,3 +90,17 @@ class ComponentLoadError(GreenticError):
         """Imports this host does not offer."""
         self.undeclared = undeclared
         """Host interfaces the component imports but its manifest does not declare."""
+
+
+class PackError(GreenticError):
+    """A pack archive cannot be built, read or trusted; `entry` names the offending archive
+    entry or manifest field (empty when the archive as a whole is at fault)."""
+
+    def __init__(self, message: str, *, entry: str = "") -> None:
+        super().__init__(f"{entry}: {message}" if entry else message)
+        self.entry = entry
+        self.reason = message
+
+
+class PackSignatureError(PackError):
+    """A pack is unsigned, its signature does not verify, or its key is not trusted."""

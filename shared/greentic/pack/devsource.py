@@ -1,6 +1,6 @@
 """Dev-mode pack sources: a directory with `pack.yaml` and flow files, read unsigned.
 
-Signed `.gtpack` archives replace this for production (the packs issue).
+Signed `.gtpack` archives (`greentic.pack.archive`) are built from the same directories.
 """
 
 from pathlib import Path
@@ -15,6 +15,9 @@ from greentic.types.component import ComponentManifest
 class PackFlowEntry(msgspec.Struct):
     id: str
     file: str
+    entrypoints: list[str] = []
+    """Names the flow can be started by (Greentic's flow entrypoints; recorded in `.gtpack`)."""
+    tags: list[str] = []
 
 
 class PackSourceManifest(msgspec.Struct):
@@ -25,6 +28,10 @@ class PackSourceManifest(msgspec.Struct):
     flows: list[PackFlowEntry] = []
     components: list[ComponentManifest] = []
     """WebAssembly components: id, version, world, wasm (path), capabilities, operations."""
+    kind: str = "application"
+    """What the pack is (recorded in a `.gtpack` manifest)."""
+    publisher: str = ""
+    """Who publishes it (recorded in a `.gtpack` manifest)."""
 
 
 class PackFlowSource(msgspec.Struct):
