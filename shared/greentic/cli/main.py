@@ -7,6 +7,7 @@ import click
 from greentic.cli.bench import bench
 from greentic.cli.component import component
 from greentic.cli.flow import flow
+from greentic.cli.pack import pack
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
 from greentic.cli.session import session
@@ -37,3 +38,4 @@ cli.add_command(tap)
 cli.add_command(session)
 cli.add_command(component)
 cli.add_command(bench)
+cli.add_command(pack)

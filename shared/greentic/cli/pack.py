@@ -1,0 +1,193 @@
+"""`greentic pack new | build | sign | verify | inspect | keygen`: make and check `.gtpack`s."""
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import click
+import msgspec
+
+from greentic.errors import GreenticError
+from greentic.pack.archive import build_pack, read_pack_file, sign_pack
+from greentic.pack.keys import parse_trusted_keys, read_signing_key, write_keypair
+from greentic.pack.sign import SIGNATURE_ENTRY, Trust
+
+WELCOME_FLOW = """\
+id: welcome
+type: messaging
+schema_version: 2
+start: answer
+nodes:
+  answer:
+    templating.handlebars:
+      text: "{name} says: you wrote {{{{in.input.text}}}}"
+    routing: reply
+"""
+
+
+@click.group()
+def pack() -> None:
+    """Make, sign and check signed packs (.gtpack)."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` in one rename, so a pack-loader polling it never reads half a pack."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fail(exc: GreenticError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@pack.command()
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), help="Where to create the NAME directory.")
+def new(name: str, parent: Path) -> None:
+    """Scaffold a pack source in NAME/: pack.yaml and a welcome flow."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise click.BadParameter("letters, digits, '_' and '-' (it becomes a subject token)",
+                                 param_hint="NAME")
+    target = parent / name
+    if target.exists():
+        raise click.ClickException(f"{target} already exists")
+    (target / "flows").mkdir(parents=True)
+    (target / "assets").mkdir()
+    (target / "pack.yaml").write_text(
+        f"pack_id: {name}\nversion: 0.1.0          # semver; bump it for every release\n"
+        "kind: application\npublisher: me\n"
+        "flows:\n  - {id: welcome, file: flows/welcome.ygtc, entrypoints: [default], tags: []}\n"
+        "components: []           # see README 'Components' → 'In a pack'\n")
+    (target / "flows" / "welcome.ygtc").write_text(WELCOME_FLOW.format(name=name))
+    click.echo(f"created {target}/: pack.yaml, flows/welcome.ygtc, assets/")
+    click.echo(f"next: greentic pack keygen -o {name}-key && "
+               f"greentic pack build {target} -o {name}.gtpack --key {name}-key.key")
+
+
+@pack.command("build")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The .gtpack to write (default <DIRECTORY name>.gtpack).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Sign it too, with this private key (from `greentic pack keygen`).")
+def build_command(directory: Path, output: Path | None, key: Path | None) -> None:
+    """Build DIRECTORY into a deterministic .gtpack (unsigned unless --key)."""
+    output = output or Path(f"{directory.resolve().name}.gtpack")
+    try:
+        data = build_pack(directory)
+        if key is not None:
+            data = sign_pack(data, read_signing_key(key))
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    _write_atomically(output, data)
+    click.echo(f"built {output} ({len(data)} bytes, {'signed' if key else 'unsigned'})")
+
+
+@pack.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False,
+                                                      path_type=Path),
+              help="Private key file (from `greentic pack keygen`).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the signed pack here instead of replacing ARCHIVE.")
+def sign(archive: Path, key: Path, output: Path | None) -> None:
+    """Sign ARCHIVE (replacing any signature) after checking its contents."""
+    try:
+        signing_key = read_signing_key(key)
+        data = sign_pack(archive.read_bytes(), signing_key)
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    _write_atomically(output or archive, data)
+    click.echo(f"signed {output or archive}")
+
+
+def _trusted(values: tuple[str, ...]) -> frozenset[str]:
+    """`ed25519:…` keys, comma-separated lists of them, or files holding them (`.pub`)."""
+    text = []
+    for value in values:
+        path = Path(value)
+        text.append(path.read_text() if not value.startswith("ed25519:") and path.is_file()
+                    else value)
+    return parse_trusted_keys(",".join(text))
+
+
+@pack.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trust", "trust_values", multiple=True, envvar="GREENTIC_TRUSTED_KEYS",
+              help="A trusted public key ('ed25519:…', a comma-separated list, or a .pub "
+              "file); repeatable. Default: $GREENTIC_TRUSTED_KEYS.")
+@click.option("--policy", type=click.Choice(["strict", "dev"]), default="strict",
+              show_default=True, envvar="GREENTIC_PACK_POLICY",
+              help="dev: accept any key whose signature verifies (never in production).")
+def verify(archive: Path, trust_values: tuple[str, ...], policy: str) -> None:
+    """Check ARCHIVE completely; exit 0 if it would be loaded, 1 with the reason if not."""
+    try:
+        trust = Trust(keys=_trusted(trust_values), policy=policy)  # type: ignore[arg-type]
+        if policy == "dev":
+            click.echo("warning: policy dev accepts packs signed by ANY key", err=True)
+        loaded = read_pack_file(archive, trust=trust)
+    except GreenticError as exc:
+        click.echo(f"refused: {archive}: {exc}", err=True)
+        raise SystemExit(1) from None
+    manifest = loaded.manifest
+    click.echo(f"verified: {manifest.pack_id} {manifest.version} ({len(loaded.entries)} "
+               f"entries) signed by {loaded.signed_by}")
+
+
+@pack.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="The manifest and SBOM as JSON.")
+def inspect(archive: Path, as_json: bool) -> None:
+    """Show ARCHIVE's entries, digests and manifest (checks structure; verifies no signature)."""
+    try:
+        loaded = read_pack_file(archive, trust=None)
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    signature = loaded.entries.get(SIGNATURE_ENTRY)
+    signer = json.loads(signature).get("public_key") if signature else None
+    manifest = loaded.manifest
+    if as_json:
+        click.echo(json.dumps({"manifest": msgspec.to_builtins(manifest),
+                               "sbom": msgspec.to_builtins(loaded.sbom),
+                               "signature_key": signer}, indent=2))
+        return
+    click.echo(f"pack       {manifest.pack_id} {manifest.version} ({manifest.kind}, "
+               f"publisher {manifest.publisher or '-'})")
+    click.echo(f"signature  {signer or 'none (unsigned)'} (not verified: use `verify`)")
+    for component in manifest.components:
+        host = ",".join(component.capabilities.host) or "-"
+        click.echo(f"component  {component.id}@{component.version} world={component.world} "
+                   f"host={host} operations={','.join(component.operations) or '*'}")
+    for flow in manifest.flows:
+        click.echo(f"flow       {flow.id} {flow.file} components="
+                   f"{','.join(flow.components) or '-'} tags={','.join(flow.tags) or '-'}")
+    click.echo("")
+    click.echo(f"{'size':>10}  {'sha256':16}  entry")
+    for name in sorted(loaded.entries):
+        content = loaded.entries[name]
+        click.echo(f"{len(content):>10}  {hashlib.sha256(content).hexdigest()[:16]}  {name}")
+
+
+@pack.command()
+@click.option("-o", "--output", "stem", required=True,
+              help="Writes STEM.key (private, mode 0600) and STEM.pub (ed25519:<base64>).")
+def keygen(stem: str) -> None:
+    """Make an Ed25519 signing key pair."""
+    try:
+        private, public, _ = write_keypair(stem)
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    click.echo(f"private key {private} (mode 0600: keep it secret)")
+    click.echo(f"public key  {public}: {public.read_text().strip()}")
+    click.echo("trust it with GREENTIC_TRUSTED_KEYS or `greentic pack verify --trust`")
