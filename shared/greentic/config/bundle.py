@@ -13,7 +13,8 @@ from greentic.types.tenant import TenantCtx
 
 
 class PackSource(msgspec.Struct, forbid_unknown_fields=True):
-    """Where a pack comes from. `path` is a pack source directory (dev mode, unsigned)."""
+    """Where a pack comes from. `path` is a pack source directory (dev mode, unsigned) or a
+    `.gtpack` file (verified against GREENTIC_TRUSTED_KEYS before anything is published)."""
 
     path: str
 
@@ -68,7 +69,7 @@ class Bundle(msgspec.Struct, forbid_unknown_fields=True):
                 for channel_id, channel in team.channels.items()]
 
     def pack_dir(self, pack_id: str) -> Path:
-        """The source directory of a dev-mode pack."""
+        """The source directory of a dev-mode pack, or the `.gtpack` file of a signed one."""
         return (Path(self.base_dir) / self.packs[pack_id].path).resolve()
 
 

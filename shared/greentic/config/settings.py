@@ -1,5 +1,7 @@
 """Settings from `GREENTIC_*` environment variables, decoded into one typed Struct."""
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -98,6 +100,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """File holding the Vault token (e.g. written by the Vault agent)."""
     vault_mount: str = "secret"
     """Mount of the KV v2 engine."""
+    trusted_keys: str = ""
+    """Pack-loader: public keys (`ed25519:<base64>`, comma-separated) whose signatures make a
+    `.gtpack` loadable."""
+    pack_policy: Literal["strict", "dev"] = "strict"
+    """Pack-loader: `strict` loads only `.gtpack`s signed by a trusted key; `dev` also those
+    signed by any other key whose signature verifies (logged as a warning; never in production).
+    Unsigned `.gtpack`s are refused under both."""
+    pack_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024 * 1024
+    """Pack-loader: a `.gtpack` larger than this is refused unread."""
 
     def __post_init__(self) -> None:
         try:
@@ -116,6 +127,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             validate_token("redis_prefix", self.redis_prefix)
         except SubjectError as exc:
             raise ConfigError(f"{PREFIX}REDIS_PREFIX: {exc}") from None
+        for key in self.trusted_keys.replace(",", " ").split():
+            try:
+                valid = key.startswith("ed25519:") and len(
+                    base64.b64decode(key.removeprefix("ed25519:"), validate=True)) == 32
+            except binascii.Error:
+                valid = False
+            if not valid:
+                raise ConfigError(f"{PREFIX}TRUSTED_KEYS: {key!r} is not a public key "
+                                  "'ed25519:<base64 of 32 bytes>' (greentic pack keygen)")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,8 +1,10 @@
 """pack-loader: reads the bundle's packs and publishes their flows to the KV flow index and
 their components to the object store (bytes, by sha256) and the KV component index.
 
+A pack is a source directory (dev mode, unsigned) or a `.gtpack` file, verified (signature by a
+trusted key, every entry against the SBOM and manifest) before anything of it is published.
 Executors never read flows or components from disk; they watch the indexes. A pack that fails
-to load is refused with its error logged, and the last good version stays published.
+to load or verify is refused with its error logged, and the last good version stays published.
 """
 
 import asyncio
@@ -20,9 +22,10 @@ from nats.js.kv import KeyValue
 from greentic.bus.topology import COMPONENT_INDEX_BUCKET, COMPONENTS_OBJECT_STORE, FLOWS_BUCKET
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
-from greentic.errors import GreenticError
+from greentic.errors import ConfigError, GreenticError, PackError
 from greentic.flow.loader import load_flow
-from greentic.pack.devsource import dev_component_files, read_dev_pack
+from greentic.pack.archive import PackArchive, PackLimits, read_pack_file
+from greentic.pack.devsource import PackFlowSource, dev_component_files, read_dev_pack
 from greentic.pack.index import (
     ComponentDocument,
     FlowDocument,
@@ -33,6 +36,9 @@ from greentic.pack.index import (
     encode_flow_document,
     flow_key,
 )
+from greentic.pack.keys import parse_trusted_keys
+from greentic.pack.sign import Trust
+from greentic.types.component import ComponentManifest
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +56,17 @@ class PackLoaderService:
         self._published_components: dict[str, bytes] = {}  # key → encoded document
         self._uploaded: set[str] = set()  # digests known to be in the object store
         self._digests: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) → sha256
+        try:
+            self._trust = Trust(keys=parse_trusted_keys(settings.trusted_keys),
+                                policy=settings.pack_policy)
+        except PackError as exc:
+            raise ConfigError(f"GREENTIC_TRUSTED_KEYS: {exc}") from None
+        self._limits = PackLimits(max_archive_bytes=settings.pack_max_bytes)
+        # .gtpack path → (mtime, size, inode) and what verifying it gave: re-verified on change
+        self._verified: dict[str, tuple[tuple[int, int, int], PackArchive | PackError]] = {}
+        if settings.pack_policy == "dev":
+            log.warning("DEV TRUST POLICY: .gtpack files signed by ANY key will be loaded "
+                        "(GREENTIC_PACK_POLICY=dev); never use it in production")
         self._stopping = asyncio.Event()
         self.publishes = 0
         self.refusals = 0
@@ -75,19 +92,25 @@ class PackLoaderService:
                 "publishes": self.publishes, "refusals": self.refusals}
 
     def _documents(self) -> tuple[list[tuple[str, FlowDocument | None]],
-                                  list[tuple[str, ComponentDocument | None]], dict[str, Path]]:
+                                  list[tuple[str, ComponentDocument | None]],
+                                  dict[str, Path | bytes]]:
         documents: list[tuple[str, FlowDocument | None]] = []
         component_documents: list[tuple[str, ComponentDocument | None]] = []
-        blobs: dict[str, Path] = {}
+        blobs: dict[str, Path | bytes] = {}
         for pack_id in self.bundle.packs:
             try:
-                pack_dir = self.bundle.pack_dir(pack_id)
-                manifest, flows = read_dev_pack(pack_dir)
+                pack_path = self.bundle.pack_dir(pack_id)
+                if pack_path.is_file():
+                    pack_version, flows, components = self._signed_pack(pack_id, pack_path)
+                else:
+                    manifest, flows = read_dev_pack(pack_path)
+                    pack_version = manifest.version
+                    components = [(component, *self._digest(path), path) for component, path
+                                  in dev_component_files(pack_path, manifest)]
                 # refuse what executors could not run
                 ids = {flow.id for flow in flows}
                 versions = {flow.id: load_flow(flow.source, flow.file, pack_flows=ids).version
                             for flow in flows}
-                components = dev_component_files(pack_dir, manifest)
             except GreenticError as exc:
                 self.refusals += 1
                 log.error("pack refused; keeping the last good version", pack=pack_id,
@@ -97,25 +120,21 @@ class PackLoaderService:
                 component_documents.extend((key, None) for key in self._published_components
                                            if key.split(".")[2] == pack_id)
                 continue
-            digests = {}
-            for component, path in components:
-                digest, size = self._digest(path)
-                digests[component.id] = (digest, size)
-                blobs[digest] = path
+            for _, digest, _, blob in components:
+                blobs[digest] = blob
             for tenant_id, tenant in self.bundle.tenants.items():
                 if pack_id not in tenant.packs:
                     continue
                 for flow in flows:
                     key = flow_key(self.settings.env, tenant_id, pack_id, flow.id)
                     documents.append((key, FlowDocument(
-                        tenant=tenant_id, pack=pack_id, pack_version=manifest.version,
+                        tenant=tenant_id, pack=pack_id, pack_version=pack_version,
                         flow=flow.id, file=flow.file, source=flow.source,
                         version=versions[flow.id])))
-                for component, _ in components:
-                    digest, size = digests[component.id]
+                for component, digest, size, _ in components:
                     key = component_key(self.settings.env, tenant_id, pack_id, component.id)
                     component_documents.append((key, ComponentDocument(
-                        tenant=tenant_id, pack=pack_id, pack_version=manifest.version,
+                        tenant=tenant_id, pack=pack_id, pack_version=pack_version,
                         digest=digest, size=size, manifest=component)))
         return documents, component_documents, blobs
 
@@ -145,6 +164,36 @@ class PackLoaderService:
             del self._published[key]
             log.info("flow withdrawn", key=key)
 
+    def _signed_pack(self, pack_id: str, path: Path) -> tuple[
+            str, list[PackFlowSource], list[tuple[ComponentManifest, str, int, bytes]]]:
+        """A `.gtpack`'s version, flows and components, verified; raises PackError (cached
+        until the file changes, so a large bad pack is not re-read every poll)."""
+        stat = path.stat()
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._verified.get(str(path))
+        if cached is None or cached[0] != key:
+            try:
+                result: PackArchive | PackError = read_pack_file(path, trust=self._trust,
+                                                                 limits=self._limits)
+            except PackError as exc:
+                result = exc
+            else:
+                if result.manifest.pack_id != pack_id:
+                    result = PackError(f"pack_id {result.manifest.pack_id!r} is not the bundle's "
+                                       f"{pack_id!r}", entry="manifest.cbor:pack_id")
+                else:
+                    log.info("pack verified", pack=pack_id, version=result.manifest.version,
+                             key=result.signed_by, file=str(path))
+            cached = self._verified[str(path)] = (key, result)
+        archive = cached[1]
+        if isinstance(archive, PackError):  # a fresh error: the cached one's traceback stays put
+            raise PackError(str(archive), entry=str(path))
+        flows = [PackFlowSource(flow.id, f"{path}!{flow.file}", archive.flow_source(flow))
+                 for flow in archive.manifest.flows]
+        components = [(c.runtime_manifest(), c.sha256, c.size, archive.entries[c.file])
+                      for c in archive.manifest.components]
+        return archive.manifest.version, flows, components
+
     def _digest(self, path: Path) -> tuple[str, int]:
         """sha256 and size of a component file, re-hashed only when the file changed."""
         stat = path.stat()
@@ -153,25 +202,27 @@ class PackLoaderService:
             self._digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
         return self._digests[key], stat.st_size
 
-    async def _upload(self, digest: str, path: Path) -> bool:
-        """Put component bytes in the object store under their digest (once)."""
+    async def _upload(self, digest: str, path: Path | bytes) -> bool:
+        """Put component bytes (a file's, or from a verified `.gtpack`) in the object store
+        under their digest (once)."""
         if digest in self._uploaded:
             return True
         try:
             await self._objects.get_info(digest)
         except ObjectNotFoundError:
-            data = await asyncio.to_thread(path.read_bytes)
+            data = path if isinstance(path, bytes) else await asyncio.to_thread(path.read_bytes)
             if hashlib.sha256(data).hexdigest() != digest:
                 log.warning("component file changed while being published; next sync retries",
                             file=str(path))
                 return False
             await self._objects.put(digest, data)
-            log.info("component uploaded", digest=digest[:12], size=len(data), file=str(path))
+            log.info("component uploaded", digest=digest[:12], size=len(data),
+                     file="(.gtpack)" if isinstance(path, bytes) else str(path))
         self._uploaded.add(digest)
         return True
 
     async def _sync_components(self, documents: list[tuple[str, ComponentDocument | None]],
-                               blobs: dict[str, Path]) -> None:
+                               blobs: dict[str, Path | bytes]) -> None:
         """Upload new component bytes, then publish changed index entries; withdraw gone ones.
 
         Bytes go first, so an executor that sees an index entry can always fetch them."""
