@@ -81,11 +81,11 @@ async def test_a_signed_pack_is_served_upgraded_and_a_bad_one_refused(
         assert platform.services["executor"].pid == executor_pid
 
         def flip(entries: dict[str, bytes]) -> None:
-            entries["flows/echo.ygtc"] = entries["flows/echo.ygtc"].replace(b"v3", b"v6")
+            entries["flows/echo/flow.ygtc"] = entries["flows/echo/flow.ygtc"].replace(b"v3", b"v6")
 
         since = len(platform.log("pack-loader"))
         install(path, rezip(signed_pack(platform.root, "signed-v3"), flip))
-        await refused(platform, since, "flows/echo.ygtc: content does not match its SBOM")
+        await refused(platform, since, "flows/echo/flow.ygtc: content does not match its SBOM")
         await client.post("still v2?")
         assert [r.text for r in await collect_replies(client, 1)] == \
             ["signed-v2 heard: still v2?"]

@@ -48,8 +48,8 @@ class TestBuild:
         names = [info.filename for info in infos]
         assert names == sorted(names) == [
             "assets/img/logo.svg", "assets/readme.txt",
-            "components/orders@0.2.0/component.wasm", "flows/lookup.ygtc",
-            "flows/welcome.ygtc", "manifest.cbor", "sbom.json", "signatures/pack.sig"]
+            "components/orders@0.2.0/component.wasm", "flows/lookup/flow.ygtc",
+            "flows/welcome/flow.ygtc", "manifest.cbor", "sbom.json", "signatures/pack.sig"]
         for info in infos:
             assert info.compress_type == zipfile.ZIP_STORED
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
@@ -86,7 +86,7 @@ class TestBuild:
         (source / "flows" / "lookup.ygtc").write_text(LOOKUP)
         (source / "pack.yaml").write_text((source / "pack.yaml").read_text().replace(
             "flows:\n", "flows:\n  - {id: lookup, file: flows/lookup.ygtc}\n"))
-        with pytest.raises(PackError, match=r"flows/lookup.ygtc: flow 'lookup' calls "
+        with pytest.raises(PackError, match=r"flows/lookup/flow.ygtc: flow 'lookup' calls "
                                             r"component\(s\) \['orders'\]"):
             build_pack(source)
 
@@ -115,14 +115,14 @@ class TestTamperedEntries:
             self, signed: bytes) -> None:
         offset = signed.index(b"welcome: ")
         data = signed[:offset] + b"W" + signed[offset + 1:]
-        with pytest.raises(PackError, match=r"flows/welcome.ygtc: unreadable: Bad CRC-32"):
+        with pytest.raises(PackError, match=r"flows/welcome/flow.ygtc: unreadable: Bad CRC-32"):
             read_pack(data, trust=TRUST)
 
     def test_a_tampered_entry_with_a_regenerated_sbom_fails_the_signature(
             self, signed: bytes) -> None:
         def edit(entries: dict[str, bytes]) -> None:
-            entries["flows/welcome.ygtc"] = entries["flows/welcome.ygtc"].replace(b"welcome",
-                                                                                  b"pwned!!")
+            name = "flows/welcome/flow.ygtc"
+            entries[name] = entries[name].replace(b"welcome", b"pwned!!")
         with pytest.raises(PackError, match=r"signatures/pack.sig: signed digest does not match"):
             read_pack(rezip(signed, edit, sbom=True), trust=TRUST)
 
@@ -166,7 +166,7 @@ class TestTamperedEntries:
             entries[MANIFEST_ENTRY] = encode_manifest(manifest)
             del entries["components/orders@0.2.0/component.wasm"]
 
-        with pytest.raises(PackError, match=r"flows/lookup.ygtc: flow 'lookup' calls "
+        with pytest.raises(PackError, match=r"flows/lookup/flow.ygtc: flow 'lookup' calls "
                                             r"component\(s\) \['orders'\]"):
             read_pack(rezip(signed, drop_component, sbom=True, sign=KEY), trust=TRUST)
 

@@ -39,7 +39,7 @@ def test_new_keygen_build_verify_inspect(runner: CliRunner, tmp_path: Path) -> N
     assert "verified: demo 0.1.0" in run(runner, "verify", "demo.gtpack", "--trust", public)
     assert "verified" in run(runner, "verify", "demo.gtpack", "--trust", "release.pub")
     shown = run(runner, "inspect", "demo.gtpack")
-    assert "demo 0.1.0" in shown and "flows/welcome.ygtc" in shown and public in shown
+    assert "demo 0.1.0" in shown and "flows/welcome/flow.ygtc" in shown and public in shown
     assert '"pack_id": "demo"' in run(runner, "inspect", "demo.gtpack", "--json")
 
 
@@ -67,10 +67,11 @@ def test_verify_names_the_reason_and_exits_1(runner: CliRunner, tmp_path: Path,
     monkeypatch.setenv("GREENTIC_TRUSTED_KEYS", (tmp_path / "k.pub").read_text().strip())
     assert "verified" in run(runner, "verify", "demo.gtpack")
     entries = read_zip((tmp_path / "demo.gtpack").read_bytes())
-    entries["flows/welcome.ygtc"] = entries["flows/welcome.ygtc"].replace(b"says", b"lies")
+    flow = "flows/welcome/flow.ygtc"
+    entries[flow] = entries[flow].replace(b"says", b"lies")
     (tmp_path / "demo.gtpack").write_bytes(write_zip(entries))
     refused = run(runner, "verify", "demo.gtpack", code=1)
-    assert "flows/welcome.ygtc: content does not match its SBOM digest" in refused
+    assert "flows/welcome/flow.ygtc: content does not match its SBOM digest" in refused
 
 
 def test_keygen_refuses_to_overwrite_and_new_refuses_bad_names(runner: CliRunner) -> None:

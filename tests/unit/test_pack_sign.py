@@ -107,6 +107,6 @@ class TestSignAndVerify:
             read_pack(rezip(signed, lambda e: e.update({SIGNATURE_ENTRY: b"{}"})), trust=TRUST)
 
     def test_signing_refuses_a_pack_that_does_not_check_out(self, unsigned: bytes) -> None:
-        tampered = rezip(unsigned, lambda e: e.update({"flows/welcome.ygtc": b"x"}))
-        with pytest.raises(PackError, match=r"flows/welcome.ygtc: content does not match"):
+        tampered = rezip(unsigned, lambda e: e.update({"flows/welcome/flow.ygtc": b"x"}))
+        with pytest.raises(PackError, match=r"flows/welcome/flow.ygtc: content does not match"):
             sign_pack(tampered, KEY)

@@ -1,7 +1,7 @@
 """`.gtpack`: build a pack source directory into a deterministic ZIP, sign it, read it back.
 
 Layout (entries sorted, stored, 1980-01-01 00:00:00, mode 0644, regular files only):
-`manifest.cbor`, `sbom.json`, `flows/<id>.ygtc`, `components/<id>@<version>/component.wasm`,
+`manifest.cbor`, `sbom.json`, `flows/<id>/flow.ygtc`, `components/<id>@<version>/component.wasm`,
 `assets/…`, `signatures/pack.sig`. Reading checks the ZIP structure first (paths, types,
 duplicates, sizes), then every entry against the SBOM, then the signature, then the manifest.
 """
@@ -37,6 +37,9 @@ SBOM_ENTRY = "sbom.json"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = stat.S_IFREG | 0o644
 COMPONENT_CALLS = ("component.exec", "mcp")
+MEDIA_TYPES = {".cbor": "application/cbor", ".json": "application/json",
+               ".ygtc": "application/yaml", ".yaml": "application/yaml",
+               ".wasm": "application/wasm"}
 
 
 class PackLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +58,7 @@ class SbomFile(msgspec.Struct, forbid_unknown_fields=True):
     path: str
     size: int
     sha256: str
+    media_type: str
 
 
 class Sbom(msgspec.Struct, forbid_unknown_fields=True):
@@ -164,7 +168,8 @@ def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> dict[str, byte
 # --- SBOM ----------------------------------------------------------------------------------
 
 def make_sbom(pack_id: str, version: str, entries: dict[str, bytes]) -> bytes:
-    files = [SbomFile(name, len(entries[name]), hashlib.sha256(entries[name]).hexdigest())
+    files = [SbomFile(name, len(entries[name]), hashlib.sha256(entries[name]).hexdigest(),
+                      MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream"))
              for name in sorted(entries) if name not in (SBOM_ENTRY, SIGNATURE_ENTRY)]
     return msgspec.json.format(msgspec.json.encode(
         Sbom(format="greentic-py-sbom/1", pack_id=pack_id, version=version, files=files))) + b"\n"
@@ -231,7 +236,7 @@ def build_pack(directory: str | Path) -> bytes:
     pack_flows = []
     for flow in flows:
         loaded = load_flow(flow.source, flow.file, pack_flows=ids)
-        name = f"flows/{flow.id}.ygtc"
+        name = f"flows/{flow.id}/flow.ygtc"
         entries[name] = flow.source.encode("utf-8")
         entry = listed.get(flow.id)
         pack_flows.append(PackFlow(

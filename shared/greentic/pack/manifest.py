@@ -49,7 +49,7 @@ class PackComponent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PackFlow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Name
     file: str
-    """`flows/<id>.ygtc`."""
+    """`flows/<id>/flow.ygtc`."""
     entrypoints: list[str]
     tags: list[str]
     components: list[str]
