@@ -20,16 +20,21 @@ def format_public_key(key: VerifyKey) -> str:
     return PUBLIC_PREFIX + base64.b64encode(bytes(key)).decode()
 
 
+def _key_bytes(encoded: str) -> bytes:
+    """32 raw key bytes from base64; ValueError/binascii.Error say what is wrong."""
+    raw = base64.b64decode(encoded, validate=True)
+    if len(raw) != 32:
+        raise ValueError(f"{len(raw)} bytes, not 32")
+    return raw
+
+
 def parse_public_key(text: str) -> VerifyKey:
     """A public key from its `ed25519:<base64>` form; PackError says what is wrong."""
     text = text.strip()
     if not text.startswith(PUBLIC_PREFIX):
         raise PackError(f"public key {text[:20]!r}… must look like 'ed25519:<base64>'")
     try:
-        raw = base64.b64decode(text[len(PUBLIC_PREFIX):], validate=True)
-        if len(raw) != 32:
-            raise ValueError(f"{len(raw)} bytes, not 32")
-        return VerifyKey(raw)
+        return VerifyKey(_key_bytes(text[len(PUBLIC_PREFIX):]))
     except (binascii.Error, ValueError, CryptoError) as exc:
         raise PackError(f"public key {text!r} is not an Ed25519 key: {exc}") from None
 
@@ -69,9 +74,6 @@ def read_signing_key(path: str | Path) -> SigningKey:
     if not text.startswith(PRIVATE_PREFIX):
         raise PackError(f"{path} is not a greentic private key ('{PRIVATE_PREFIX}<base64>')")
     try:
-        seed = base64.b64decode(text[len(PRIVATE_PREFIX):], validate=True)
-        if len(seed) != 32:
-            raise ValueError(f"{len(seed)} bytes, not 32")
-        return SigningKey(seed)
+        return SigningKey(_key_bytes(text[len(PRIVATE_PREFIX):]))
     except (binascii.Error, ValueError, CryptoError) as exc:
         raise PackError(f"{path}: not an Ed25519 private key: {exc}") from None
