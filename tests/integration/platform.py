@@ -73,20 +73,38 @@ def write_pack(directory: Path, tenant_word: str) -> Path:
 
 
 @dataclass
+class NatsNode:
+    """One nats-server of the platform (a cluster has three, on loopback)."""
+
+    name: str
+    port: int
+    cluster_port: int = 0
+    monitor_port: int = 0
+    process: subprocess.Popen | None = None
+
+
+@dataclass
 class Platform:
     """Handles to every process; `restart`/`kill` act on one service."""
 
     root: Path
-    nats_port: int
+    nats_nodes: list[NatsNode]
     http_port: int
     env: dict[str, str]
-    nats: subprocess.Popen | None = None
     services: dict[str, subprocess.Popen] = field(default_factory=dict)
     health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
+    def nats_port(self) -> int:
+        return self.nats_nodes[0].port
+
+    @property
+    def nats(self) -> subprocess.Popen | None:
+        return self.nats_nodes[0].process
+
+    @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
+        return ",".join(f"nats://127.0.0.1:{node.port}" for node in self.nats_nodes)
 
     @property
     def url(self) -> str:
@@ -96,8 +114,31 @@ class Platform:
         return (self.root / "logs" / f"{service}.log").read_text(errors="replace")
 
     def start_nats(self) -> None:
-        self.nats = start_nats(self.root / "nats", self.nats_port,
-                               self.root / "logs" / "nats-server.log")
+        for node in self.nats_nodes:
+            self.start_nats_node(node)
+        if len(self.nats_nodes) > 1:
+            for node in self.nats_nodes:
+                wait_for_jetstream(node)
+
+    def start_nats_node(self, node: NatsNode) -> None:
+        """Start (or restart) one nats-server with its file storage where it was."""
+        if len(self.nats_nodes) == 1:
+            node.process = start_nats(self.root / "nats", node.port,
+                                      self.root / "logs" / "nats-server.log")
+            return
+        routes = ",".join(f"nats://127.0.0.1:{other.cluster_port}" for other in self.nats_nodes
+                          if other is not node)
+        node.process = start_nats(
+            self.root / "nats" / node.name, node.port, self.root / "logs" / f"{node.name}.log",
+            ["-n", node.name, "-m", str(node.monitor_port), "--cluster_name", "greentic",
+             "--cluster", f"nats://127.0.0.1:{node.cluster_port}", "--routes", routes])
+
+    def kill_nats(self, node: NatsNode) -> None:
+        """SIGKILL one nats-server."""
+        assert node.process is not None
+        node.process.kill()
+        node.process.wait()
+        node.process = None
 
     def start(self, service: str, wait: bool = True, *, name: str | None = None,
               **env: str) -> subprocess.Popen:
@@ -136,8 +177,22 @@ class Platform:
     def stop(self) -> None:
         stop_processes(list(self.services.values()), timeout=20)
         self.services.clear()
-        if self.nats is not None:
-            stop_processes([self.nats], timeout=10)
+        stop_processes([node.process for node in self.nats_nodes if node.process], timeout=10)
+
+
+def wait_for_jetstream(node: NatsNode, timeout: float = 30) -> None:
+    """Until the node's JetStream is current (a cluster has elected its meta leader)."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{node.monitor_port}/healthz"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"nats-server {node.name}: JetStream not ready after {timeout}s")
 
 
 def write_default_packs(root: Path) -> None:
@@ -148,9 +203,10 @@ def write_default_packs(root: Path) -> None:
 def make_platform(root: Path, extra_channels: dict | None = None,
                   extra_packs: dict[str, str] | None = None, *, bundle: dict | None = None,
                   write_packs: Callable[[Path], None] = write_default_packs,
-                  **extra_env: str) -> Platform:
+                  nats_nodes: int = 1, **extra_env: str) -> Platform:
     """Write the test bundle (or `bundle`), plus `extra_channels` and `extra_packs` {id: dir}
-    for acme/support, and packs under `root`, and start everything."""
+    for acme/support, and packs under `root`, and start everything (on a cluster of
+    `nats_nodes` nats-servers when more than one)."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     write_packs(root)
     bundle = json.loads(json.dumps(bundle or BUNDLE))
@@ -160,7 +216,8 @@ def make_platform(root: Path, extra_channels: dict | None = None,
             bundle["packs"][pack_id] = {"path": directory}
             bundle["tenants"]["acme"]["packs"].append(pack_id)
     (root / "bundle.yaml").write_text(json.dumps(bundle))  # JSON is YAML
-    platform = Platform(root=root, nats_port=free_port(), http_port=free_port(), env={})
+    nodes = [NatsNode(f"n{i}", free_port(), free_port(), free_port()) for i in range(nats_nodes)]
+    platform = Platform(root=root, nats_nodes=nodes, http_port=free_port(), env={})
     platform.env = {
         "GREENTIC_NATS_URL": platform.nats_url,
         "GREENTIC_BUNDLE": str(root / "bundle.yaml"),

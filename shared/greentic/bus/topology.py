@@ -53,7 +53,7 @@ DEADLETTER_STREAM = "GREENTIC_DEADLETTER"
 WEBCHAT_STREAM = "GREENTIC_WEBCHAT"
 
 
-def stream_configs() -> list[StreamConfig]:
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     """Every stream of the platform (the README's subject table lists the same).
 
     GREENTIC_ROUTED is a work queue: an acked message leaves the stream, so the first message
@@ -61,7 +61,7 @@ def stream_configs() -> list[StreamConfig]:
     read it with a direct get to keep each conversation in order, see runner/turn_order.py).
     """
     common = dict(storage=StorageType.FILE, discard=DiscardPolicy.OLD,
-                  duplicate_window=DUPLICATE_WINDOW_S)
+                  duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas)
     streams = [StreamConfig(name=hop.stream, subjects=[stage_filter(hop.stage)], max_age=DAY,
                             retention=RetentionPolicy.LIMITS, **common)
                for hop in HOPS.values() if hop.stage != "routed"]
@@ -90,9 +90,10 @@ def consumer_config(hop: Hop, *, ack_wait_s: float, max_deliver: int) -> Consume
     )
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create or update every stream and bucket; safe to run from every service at once."""
-    for config in stream_configs():
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update every stream and bucket with `replicas` copies (GREENTIC_NATS_REPLICAS);
+    safe to run from every service at once."""
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except BadRequestError:
@@ -101,12 +102,12 @@ async def ensure_streams(js: JetStreamContext) -> None:
             except BadRequestError as exc:
                 await _replace_drained_stream(js, config, exc)
     await js.create_key_value(KeyValueConfig(bucket=FLOWS_BUCKET, history=5,
-                                             storage=StorageType.FILE))
+                                             storage=StorageType.FILE, replicas=replicas))
     await js.create_key_value(KeyValueConfig(bucket=COMPONENT_INDEX_BUCKET, history=5,
-                                             storage=StorageType.FILE))
+                                             storage=StorageType.FILE, replicas=replicas))
     # nats-py overwrites config.bucket with the `bucket` argument: pass both
     await js.create_object_store(COMPONENTS_OBJECT_STORE, config=ObjectStoreConfig(
-        bucket=COMPONENTS_OBJECT_STORE, storage=StorageType.FILE))
+        bucket=COMPONENTS_OBJECT_STORE, storage=StorageType.FILE, replicas=replicas))
 
 
 async def _replace_drained_stream(js: JetStreamContext, config: StreamConfig,
@@ -142,14 +143,14 @@ async def ensure_consumer(js: JetStreamContext, hop: Hop, *, ack_wait_s: float,
 
 
 async def ensure_bucket(js: JetStreamContext, bucket: str, ttl_s: float | None,
-                        history: int = 1) -> KeyValue:
+                        history: int = 1, replicas: int = 1) -> KeyValue:
     """Create a KV bucket, or bring an existing one's TTL (max_age) up to date; idempotent.
 
     Called by the services that own the TTL setting (executors, `greentic session`), not by
     every service: a service without the setting would otherwise reset it at each start.
     """
     config = KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE,
-                            ttl=ttl_s or None)
+                            ttl=ttl_s or None, replicas=replicas)
     try:
         return await js.create_key_value(config)
     except BadRequestError:  # exists with another TTL: change only that

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import nats.errors
+import nats.js.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -22,6 +23,23 @@ from greentic.telemetry.tracing import mark_error, span
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Msg], Awaitable[None]]
+HELD_SCAN_LIMIT = 10_000
+"""At start, at most this many unacked stream positions are read to find held conversations."""
+
+
+@dataclass
+class _Parked:
+    """Later messages of one conversation kept back (marked in progress) until the earlier
+    ones are done: a message up to `through` passes, anything later waits here."""
+
+    through: int
+    """Stream sequence of the last message allowed through."""
+    until: float
+    """Loop time at which the parked messages are released regardless."""
+    blocker: int | None = None
+    """A failed message being retried: released when it is done. None: held by another
+    (possibly dead) process, released when the consumer's ack floor reaches `through`."""
+    msgs: dict[int, Msg] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +70,8 @@ class HopWorker:
     batch: int = 64
     retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
     max_in_flight: int = 1024
+    ack_wait_s: float = 30.0
+    """The consumer's ack_wait (how long a message of a dead process stays with it)."""
     ack_sync: bool = False
     """Wait for the server to confirm each ack (needed when `on_acked` tells others about it)."""
     on_acked: Handler | None = None
@@ -64,11 +84,15 @@ class HopWorker:
     _room: asyncio.Event = field(default_factory=asyncio.Event)
     _chains: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
     _in_flight: set[asyncio.Task[bool]] = field(default_factory=set)
+    _parked: dict[str, _Parked] = field(default_factory=dict)
+    _keeping_parked: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
         sub = await self.js.pull_subscribe_bind(durable=self.hop.consumer, stream=self.hop.stream)
         fetcher = BatchFetcher(sub, self.batch)
+        if self.chain_conversations:
+            await self._park_conversations_held_elsewhere()
         try:
             while not self._stopping.is_set():
                 room = self.max_in_flight - len(self._in_flight)
@@ -87,11 +111,14 @@ class HopWorker:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            if self._keeping_parked is not None:
+                self._keeping_parked.cancel()  # parked messages come back after ack_wait
             self._stopped.set()
 
     def stats(self) -> dict[str, int]:
         """The counters, for /healthz."""
-        return {**dataclasses.asdict(self.counters), "in_flight": len(self._in_flight)}
+        return {**dataclasses.asdict(self.counters), "in_flight": len(self._in_flight),
+                "parked": sum(len(p.msgs) for p in self._parked.values())}
 
     async def stop(self) -> None:
         """Stop fetching and wait for the messages in flight (graceful drain)."""
@@ -104,7 +131,11 @@ class HopWorker:
         return self._stopping.is_set()
 
     def _dispatch(self, msg: Msg) -> None:
-        key = (msg.headers or {}).get(h.CONVERSATION) or f"seq:{msg.reply}"
+        key = _conversation(msg)
+        parked = self._parked.get(key)
+        if parked is not None and msg.metadata.sequence.stream > parked.through:
+            parked.msgs[msg.metadata.sequence.stream] = msg
+            return
         previous = self._chains.get(key) if self.chain_conversations else None
         task = asyncio.create_task(self._handle_after(previous, msg))
         self._chains[key] = task
@@ -126,9 +157,17 @@ class HopWorker:
                 handled = False
             if not handled:
                 # keep the conversation's order: a later message waits for the failed one
-                await msg.nak(delay=self.retry_delays_s[0])
+                parked = self._parked.get(_conversation(msg))
+                if parked is not None:
+                    parked.msgs[msg.metadata.sequence.stream] = msg
+                else:
+                    await msg.nak(delay=self.retry_delays_s[0])
                 return False
-        return await self._handle_one(msg)
+        handled = await self._handle_one(msg)
+        parked = self._parked.get(_conversation(msg))
+        if handled and parked is not None and parked.blocker == msg.metadata.sequence.stream:
+            self._release(_conversation(msg))
+        return handled
 
     async def _handle_one(self, msg: Msg) -> bool:
         headers = msg.headers or {}
@@ -165,6 +204,8 @@ class HopWorker:
                 delay = min(max(exc.delay_s, 0.0), 300.0)
             log.warning("handling failed; will retry", hop=self.hop.stage, subject=msg.subject,
                         delivered=delivered, delay_s=delay, error=reason)
+            if self.chain_conversations:
+                self._park_behind(msg, delay)
             await msg.nak(delay=delay)
             return False
         await self._ack(msg)
@@ -185,6 +226,79 @@ class HopWorker:
             log.warning("ack failed; the message may be delivered again", hop=self.hop.stage,
                         subject=msg.subject, error=repr(exc))
 
+    def _park_behind(self, failed: Msg, delay_s: float) -> None:
+        """Later messages of `failed`'s conversation wait until it is done (or the time a
+        redelivery to another replica would take has passed), so none overtakes it."""
+        seq = failed.metadata.sequence.stream
+        until = asyncio.get_running_loop().time() + delay_s + self.ack_wait_s + 1.0
+        parked = self._parked.setdefault(_conversation(failed), _Parked(through=seq, until=until))
+        parked.through = max(parked.through, seq)
+        parked.blocker = seq
+        parked.until = max(parked.until, until)
+        self._keep_parked()
+
+    def _release(self, key: str) -> None:
+        """Hand a conversation's parked messages to its chain, oldest first."""
+        parked = self._parked.pop(key)
+        for _, msg in sorted(parked.msgs.items()):
+            self._dispatch(msg)
+
+    def _keep_parked(self) -> None:
+        if self._keeping_parked is None or self._keeping_parked.done():
+            self._keeping_parked = asyncio.create_task(self._keep_parked_alive())
+
+    async def _keep_parked_alive(self) -> None:
+        """While messages are parked: mark them in progress (no redelivery meanwhile) and
+        release conversations whose earlier messages are done."""
+        loop = asyncio.get_running_loop()
+        while self._parked:
+            await asyncio.sleep(min(1.0, self.ack_wait_s / 3))
+            ack_floor = await self._ack_floor() if any(
+                p.blocker is None for p in self._parked.values()) else 0
+            for key, parked in list(self._parked.items()):
+                if loop.time() >= parked.until or (parked.blocker is None
+                                                   and ack_floor >= parked.through):
+                    self._release(key)
+                    continue
+                for msg in parked.msgs.values():
+                    try:
+                        await msg.in_progress()
+                    except (nats.errors.Error, TimeoutError):
+                        pass  # it comes back after ack_wait and is parked again
+
+    async def _ack_floor(self) -> int:
+        try:
+            info = await self.js.consumer_info(self.hop.stream, self.hop.consumer)
+        except (nats.errors.Error, TimeoutError):
+            return 0
+        return info.ack_floor.stream_seq if info.ack_floor else 0
+
+    async def _park_conversations_held_elsewhere(self) -> None:
+        """At start: messages fetched but not acked by another process (a crashed replica)
+        come back only after ack_wait, while new messages of their conversations arrive at
+        once. Park those conversations' new messages until the held ones are done."""
+        try:
+            info = await self.js.consumer_info(self.hop.stream, self.hop.consumer)
+        except (nats.errors.Error, TimeoutError):
+            return
+        if not info.num_ack_pending or info.delivered is None or info.ack_floor is None:
+            return
+        last = info.delivered.stream_seq
+        until = asyncio.get_running_loop().time() + self.ack_wait_s + 1.0
+        for seq in range(max(info.ack_floor.stream_seq + 1, last - HELD_SCAN_LIMIT + 1),
+                         last + 1):
+            try:
+                held = await self.js.get_msg(self.hop.stream, seq)
+            except nats.js.errors.NotFoundError:
+                continue
+            key = (held.headers or {}).get(h.CONVERSATION)
+            if key:
+                self._parked.setdefault(key, _Parked(through=last, until=until))
+        if self._parked:
+            log.info("conversations held by another process wait for them", hop=self.hop.stage,
+                     conversations=len(self._parked), through=last)
+            self._keep_parked()
+
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         original = msg.headers or {}
         stream_seq = msg.metadata.sequence.stream
@@ -202,3 +316,7 @@ class HopWorker:
         DEAD_LETTERS.add(1, {"stage": self.hop.stage})
         log.error("dead-lettered", hop=self.hop.stage, subject=msg.subject, reason=reason,
                   msg_id=original.get(h.MSG_ID))
+
+
+def _conversation(msg: Msg) -> str:
+    return (msg.headers or {}).get(h.CONVERSATION) or f"seq:{msg.reply}"

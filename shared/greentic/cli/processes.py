@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 SERVICES = ("ingress", "router", "executor", "egress", "pack-loader")
@@ -54,12 +55,14 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
-def start_nats(data_dir: Path, port: int, log_file: Path) -> subprocess.Popen:
-    """A JetStream nats-server with file storage under `data_dir`, on loopback."""
+def start_nats(data_dir: Path, port: int, log_file: Path,
+               extra_args: Sequence[str] = ()) -> subprocess.Popen:
+    """A JetStream nats-server with file storage under `data_dir`, on loopback; `extra_args`
+    e.g. make it a cluster node."""
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir),
-         "-l", str(log_file)],
+         "-l", str(log_file), *extra_args],
         stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
     wait_for_port(port, 15, process)
     return process

@@ -22,6 +22,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     nats_url: str = "nats://127.0.0.1:4222"
     """NATS server(s), comma-separated."""
+    nats_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    """Replicas of every stream and bucket the services create (3 on a 3-node NATS cluster:
+    the platform then survives the loss of one node)."""
     env: str = "dev"
     """Environment token in every subject (dev, staging, prod…)."""
     bundle: str = "greentic.yaml"

@@ -23,9 +23,9 @@ SENT_BUCKET = "greentic-egress-sent"
 SENT_TTL_S = 24 * 3600
 
 
-async def sent_log(js: JetStreamContext) -> KeyValue:
+async def sent_log(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     return await js.create_key_value(KeyValueConfig(bucket=SENT_BUCKET, ttl=SENT_TTL_S,
-                                                    storage=StorageType.FILE))
+                                                    storage=StorageType.FILE, replicas=replicas))
 
 
 def _key(envelope_id: str) -> str:

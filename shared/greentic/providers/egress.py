@@ -54,7 +54,7 @@ class EgressService(HopService):
 
     async def prepare(self) -> None:
         self.http = aiohttp.ClientSession()
-        self.sent = await sent_log(self.js)
+        self.sent = await sent_log(self.js, self.settings.nats_replicas)
         self.senders: dict[str, Sender] = {
             WEBCHAT: WebChatSender(self.js),
             telegram.KIND: telegram.TelegramSender(self.http),

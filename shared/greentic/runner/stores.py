@@ -43,7 +43,7 @@ async def open_records(settings: Settings, js: JetStreamContext | None, space: s
         except BucketNotFoundError:
             raise StoreUnavailable(f"KV bucket {bucket} does not exist yet (no executor has "
                                    "started with GREENTIC_SESSION_BACKEND=jetstream)") from None
-    return await JetStreamRecords.open(js, bucket, ttl_s)
+    return await JetStreamRecords.open(js, bucket, ttl_s, settings.nats_replicas)
 
 
 async def open_stores(settings: Settings, js: JetStreamContext | None, *,

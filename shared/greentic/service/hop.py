@@ -72,6 +72,7 @@ class HopService:
                               max_deliver=self.settings.max_deliver)
         self._worker = HopWorker(js, hop, self.handle, max_deliver=self.settings.max_deliver,
                                  batch=self.settings.fetch_batch, ack_sync=self.ack_sync,
+                                 ack_wait_s=self.settings.ack_wait_s,
                                  on_acked=self.on_acked,
                                  chain_conversations=self.chain_conversations)
 

@@ -24,10 +24,10 @@ class JetStreamRecords:
         self.kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext, bucket: str,
-                   ttl_s: float | None) -> "JetStreamRecords":
+    async def open(cls, js: JetStreamContext, bucket: str, ttl_s: float | None,
+                   replicas: int = 1) -> "JetStreamRecords":
         """Create or update the bucket (idempotent) and bind to it."""
-        return cls(await ensure_bucket(js, bucket, ttl_s))
+        return cls(await ensure_bucket(js, bucket, ttl_s, replicas=replicas))
 
     async def get(self, path: str) -> tuple[bytes, int] | None:
         try:
