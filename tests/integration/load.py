@@ -85,7 +85,7 @@ class TelegramDouble:
     webhook_retries: int = 0
     posting: int = 0
     """Webhook POSTs waiting for their answer right now."""
-    held: int = 0
+    held: list[web.Request] = field(default_factory=list)
     """sendMessage calls waiting while the double is slow."""
     last_answer: float = 0.0
     failing_until: float = 0.0
@@ -111,17 +111,22 @@ class TelegramDouble:
     def speed_up(self) -> None:
         self._flowing.set()
 
+    def held_open(self) -> int:
+        """Held calls whose sender is still connected."""
+        return sum(1 for r in self.held if r.transport is not None
+                   and not r.transport.is_closing())
+
     def fail_for(self, seconds: float) -> None:
         """Answer sendMessage with 500 for `seconds`."""
         self.failing_until = time.monotonic() + seconds
 
     async def _send_message(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.held += 1
+        self.held.append(request)
         try:
             await self._flowing.wait()
         finally:
-            self.held -= 1
+            self.held.remove(request)
         if time.monotonic() < self.failing_until:
             return web.json_response({"ok": False, "error_code": 500,
                                       "description": "Internal Server Error"}, status=500)
@@ -287,6 +292,13 @@ def score(load: Load, fault: str, fault_at: float, started: float, dead_letters:
                    recovery_s=round(ended - fault_at, 2), max_gap_s=round(longest, 2),
                    duration_s=round((times[-1] if times else started) - started, 2),
                    webhook_retries=load.double.webhook_retries)
+
+
+def misdelivered(load: Load) -> dict[int, list[str]]:
+    """The chats whose replies are not exactly the expected ones, with what they got."""
+    found = {n: [text for _, text in load.double.replies.get(str(load.chat_id(n)), [])]
+             for n in range(load.conversations)}
+    return {n: texts for n, texts in found.items() if texts != load.expected(n)}
 
 
 async def session_turns(platform: Platform, channel: str,

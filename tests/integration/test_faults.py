@@ -28,6 +28,7 @@ from tests.integration.load import (
     TelegramDouble,
     dead_letter_count,
     load_channel,
+    misdelivered,
     record_figures,
     score,
     session_turns,
@@ -103,6 +104,8 @@ async def survive(platform: Platform, double: TelegramDouble, name: str, fault: 
                     turns)
     record_figures(figures, "full" if FULL else "reduced")
     print(f"\n{figures}")
+    if figures.problems():
+        print(f"misdelivered: {misdelivered(load)}")
     return figures
 
 
@@ -144,8 +147,9 @@ async def test_sigkill_of_egress_while_the_provider_is_slow(platform: Platform,
     async def fault(platform: Platform, double: TelegramDouble, _: Load) -> None:
         double.slow_down()
         # egress holds calls at the provider, and every call answered before has been recorded
-        await until(lambda: double.held > 0 and time.monotonic() - double.last_answer > 1)
+        await until(lambda: double.held_open() > 0 and time.monotonic() - double.last_answer > 1)
         platform.kill("egress")
+        await until(lambda: double.held_open() == 0)  # the provider saw the connections go
         double.speed_up()
         await asyncio.to_thread(restarted, platform, "egress")
 

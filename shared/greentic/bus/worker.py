@@ -29,16 +29,18 @@ HELD_SCAN_LIMIT = 10_000
 
 @dataclass
 class _Parked:
-    """Later messages of one conversation kept back (marked in progress) until the earlier
-    ones are done: a message up to `through` passes, anything later waits here."""
+    """Messages of one conversation kept back (marked in progress), then handed on oldest
+    first: a message up to `through` passes, anything later waits here."""
 
     through: int
     """Stream sequence of the last message allowed through."""
     until: float
     """Loop time at which the parked messages are released regardless."""
     blocker: int | None = None
-    """A failed message being retried: released when it is done. None: held by another
-    (possibly dead) process, released when the consumer's ack floor reaches `through`."""
+    """A failed message being retried: released when it is done."""
+    floor: int | None = None
+    """Messages up to here were held by another (possibly dead) process: released when the
+    consumer's ack floor reaches it (they were done elsewhere) or at `until`."""
     msgs: dict[int, Msg] = field(default_factory=dict)
 
 
@@ -253,11 +255,11 @@ class HopWorker:
         loop = asyncio.get_running_loop()
         while self._parked:
             await asyncio.sleep(min(1.0, self.ack_wait_s / 3))
-            ack_floor = await self._ack_floor() if any(
-                p.blocker is None for p in self._parked.values()) else 0
+            ack_floor, others_hold = await self._held_elsewhere() if any(
+                p.floor is not None for p in self._parked.values()) else (0, True)
             for key, parked in list(self._parked.items()):
-                if loop.time() >= parked.until or (parked.blocker is None
-                                                   and ack_floor >= parked.through):
+                if loop.time() >= parked.until or (parked.floor is not None and (
+                        not others_hold or ack_floor >= parked.floor)):
                     self._release(key)
                     continue
                 for msg in parked.msgs.values():
@@ -266,17 +268,22 @@ class HopWorker:
                     except (nats.errors.Error, TimeoutError):
                         pass  # it comes back after ack_wait and is parked again
 
-    async def _ack_floor(self) -> int:
+    async def _held_elsewhere(self) -> tuple[int, bool]:
+        """The consumer's ack floor, and whether anyone but this worker holds messages."""
         try:
             info = await self.js.consumer_info(self.hop.stream, self.hop.consumer)
         except (nats.errors.Error, TimeoutError):
-            return 0
-        return info.ack_floor.stream_seq if info.ack_floor else 0
+            return 0, True
+        mine = len(self._in_flight) + sum(len(p.msgs) for p in self._parked.values())
+        return (info.ack_floor.stream_seq if info.ack_floor else 0,
+                info.num_ack_pending != mine)
 
     async def _park_conversations_held_elsewhere(self) -> None:
         """At start: messages fetched but not acked by another process (a crashed replica)
-        come back only after ack_wait, while new messages of their conversations arrive at
-        once. Park those conversations' new messages until the held ones are done."""
+        come back only after ack_wait (or their retry delay), in no particular order, while
+        new messages of their conversations arrive at once. Park every message of those
+        conversations until the held ones are done elsewhere or must have come back, then
+        run them in stream order."""
         try:
             info = await self.js.consumer_info(self.hop.stream, self.hop.consumer)
         except (nats.errors.Error, TimeoutError):
@@ -284,7 +291,8 @@ class HopWorker:
         if not info.num_ack_pending or info.delivered is None or info.ack_floor is None:
             return
         last = info.delivered.stream_seq
-        until = asyncio.get_running_loop().time() + self.ack_wait_s + 1.0
+        until = asyncio.get_running_loop().time() + self.ack_wait_s + max(
+            self.retry_delays_s) + 1.0
         for seq in range(max(info.ack_floor.stream_seq + 1, last - HELD_SCAN_LIMIT + 1),
                          last + 1):
             try:
@@ -293,7 +301,7 @@ class HopWorker:
                 continue
             key = (held.headers or {}).get(h.CONVERSATION)
             if key:
-                self._parked.setdefault(key, _Parked(through=last, until=until))
+                self._parked.setdefault(key, _Parked(through=0, until=until, floor=last))
         if self._parked:
             log.info("conversations held by another process wait for them", hop=self.hop.stage,
                      conversations=len(self._parked), through=last)
