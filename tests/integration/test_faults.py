@@ -92,7 +92,9 @@ async def survive(platform: Platform, double: TelegramDouble, name: str, fault: 
     dead_before = await dead_letter_count(platform)
     started = time.monotonic()
     sending = asyncio.create_task(load.send())
-    assert await load.wait_until_delivered(1 / 3), "the load runs before the fault"
+    assert await load.wait_until_delivered(1 / 3, within_s=60), \
+        f"the load runs before the fault: {load.delivered_so_far()} delivered, " \
+        f"{await asyncio.to_thread(health, platform)}"
     fault_at = time.monotonic()
     await fault(platform, double, load)
     await sending
@@ -109,15 +111,23 @@ async def survive(platform: Platform, double: TelegramDouble, name: str, fault: 
     return figures
 
 
-def restarted(platform: Platform, name: str) -> None:
+def health(platform: Platform) -> dict[str, dict]:
+    """Every running service's counters (for a failure's message)."""
+    return {name: platform.health(name) for name in platform.services}
+
+
+async def restart(platform: Platform, name: str) -> None:
+    """Start a service again and wait until it is ready. The process is started from the event
+    loop's thread: a child started from a worker thread gets SIGTERM when that thread ends
+    (PR_SET_PDEATHSIG follows the thread, not the process)."""
     service = "executor" if name.startswith("executor") else name
     platform.start(service, wait=False, name=name)
-    platform.wait_ready(name, timeout=60)
+    await asyncio.to_thread(platform.wait_ready, name, 60)
 
 
 async def kill_and_restart(platform: Platform, name: str) -> None:
     platform.kill(name)
-    await asyncio.to_thread(restarted, platform, name)
+    await restart(platform, name)
 
 
 async def until(condition: Callable[[], bool], within_s: float = 30) -> None:
@@ -151,7 +161,7 @@ async def test_sigkill_of_egress_while_the_provider_is_slow(platform: Platform,
         platform.kill("egress")
         await until(lambda: double.held_open() == 0)  # the provider saw the connections go
         double.speed_up()
-        await asyncio.to_thread(restarted, platform, "egress")
+        await restart(platform, "egress")
 
     figures = await survive(platform, double, "SIGKILL egress, provider slow", fault)
     assert figures.problems() == {}
@@ -174,7 +184,7 @@ async def test_restart_of_nats_server(platform: Platform, double: TelegramDouble
     async def fault(platform: Platform, _: TelegramDouble, __: Load) -> None:
         [node] = platform.nats_nodes
         platform.kill_nats(node)
-        await asyncio.to_thread(platform.start_nats_node, node)
+        platform.start_nats_node(node)  # from this thread, see restart()
 
     figures = await survive(platform, double, "restart nats-server (SIGKILL)", fault)
     assert figures.problems() == {}
@@ -219,7 +229,7 @@ async def test_cluster_loses_the_node_leading_the_executor_consumer(
         [node] = [n for n in platform.nats_nodes if n.name == leader]
         platform.kill_nats(node)
         await until(lambda: load_progressed(), within_s=60)
-        await asyncio.to_thread(platform.start_nats_node, node)
+        platform.start_nats_node(node)  # from this thread, see restart()
 
     delivered_at_fault: list[int] = []
 
