@@ -304,7 +304,7 @@ def misdelivered(load: Load) -> dict[int, list[str]]:
 async def session_turns(platform: Platform, channel: str,
                         conversations: list[str]) -> list[int | None]:
     """The turn counter of each conversation's session (None: no session)."""
-    nc = await nats.connect(platform.nats_url)
+    nc = await nats.connect(platform.nats_servers)
     stores = await open_stores(load_settings(platform.env), nc.jetstream(), ensure=False)
     try:
         found = [await stores.sessions.get(SessionKey(CTX, channel, conversation_token(c)))
@@ -317,7 +317,7 @@ async def session_turns(platform: Platform, channel: str,
 
 
 async def dead_letter_count(platform: Platform) -> int:
-    nc = await nats.connect(platform.nats_url)
+    nc = await nats.connect(platform.nats_servers)
     try:
         return (await nc.jetstream().stream_info(DEADLETTER_STREAM)).state.messages
     finally:

@@ -103,8 +103,13 @@ class Platform:
         return self.nats_nodes[0].process
 
     @property
+    def nats_servers(self) -> list[str]:
+        return [f"nats://127.0.0.1:{node.port}" for node in self.nats_nodes]
+
+    @property
     def nats_url(self) -> str:
-        return ",".join(f"nats://127.0.0.1:{node.port}" for node in self.nats_nodes)
+        """GREENTIC_NATS_URL: the servers, comma-separated."""
+        return ",".join(self.nats_servers)
 
     @property
     def url(self) -> str:

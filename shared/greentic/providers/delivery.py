@@ -6,10 +6,12 @@ provider's 2xx and that record can still repeat one send: no provider API here o
 idempotency key to close that gap.)
 """
 
+import asyncio
 import hashlib
 from typing import Any
 
 import aiohttp
+import nats.errors
 import structlog
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
@@ -40,8 +42,21 @@ async def already_sent(sent: KeyValue, envelope_id: str) -> bool:
     return True
 
 
-async def mark_sent(sent: KeyValue, envelope_id: str) -> None:
-    await sent.put(_key(envelope_id), b"1")
+async def mark_sent(sent: KeyValue, envelope_id: str, *, within_s: float = 15.0) -> None:
+    """Record a delivery. Retried for `within_s` (a replicated bucket elects a new leader in
+    seconds): a reply whose record is lost is sent again when it is redelivered."""
+    delay = 0.1
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        try:
+            await sent.put(_key(envelope_id), b"1")
+            return
+        except (nats.errors.Error, TimeoutError) as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("recording a delivery failed; retrying", error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _retry_after(response: aiohttp.ClientResponse, body: Any) -> float | None:
