@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean browser-tools test-concurrency-redis bench-sessions
+.PHONY: demo test lint clean browser-tools test-concurrency-redis bench-sessions chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,9 @@ test-concurrency-redis: $(STAMP)
 
 bench-sessions: $(STAMP)
 	$(BIN)/greentic bench sessions
+
+# The fault suite at the full load (100 chats x 20 messages per fault; `make test` runs it at
+# 30 x 10), then the figures table of docs/reliability.md.
+chaos: $(STAMP)
+	GREENTIC_CHAOS_FULL=1 $(BIN)/pytest -s tests/integration/test_faults.py
+	$(BIN)/python -m tests.integration.reliability_report

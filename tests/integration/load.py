@@ -69,9 +69,11 @@ def write_load_pack(directory: Path, tiny_wasm: Path) -> None:
 
 
 def load_channel(double_port: int) -> dict:
-    """The bundle entry of the Telegram channel bound to the load flow."""
+    """The bundle entry of the Telegram channel bound to the load flow. Egress's send pacing
+    (Telegram's 25/s by default) is off: the double has no rate limit, and pacing above the
+    rate would spend delivery attempts."""
     return {CHANNEL: {"provider": "telegram", "flow": "load-pack/load", "config": {
-        "secret_token": SECRET, "bot_token": TOKEN,
+        "secret_token": SECRET, "bot_token": TOKEN, "send_rate_per_s": 0,
         "api_base": f"http://127.0.0.1:{double_port}/telegram"}}}
 
 

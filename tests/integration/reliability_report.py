@@ -26,7 +26,6 @@ def table(rows: list[dict]) -> str:
     """The latest row per fault, in the order the faults first ran, as a Markdown table."""
     latest: dict[str, dict] = {}
     for row in rows:
-        latest.pop(row["fault"], None)
         latest[row["fault"]] = row
     lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]

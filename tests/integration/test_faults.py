@@ -222,6 +222,14 @@ async def executor_consumer_leader(platform: Platform) -> str:
         await nc.close()
 
 
+async def replicas_of_every_stream(platform: Platform) -> set[int]:
+    nc = await nats.connect(platform.nats_servers)
+    try:
+        return {info.config.num_replicas for info in await nc.jetstream().streams_info()}
+    finally:
+        await nc.close()
+
+
 async def test_cluster_loses_the_node_leading_the_executor_consumer(
         cluster: Platform, double: TelegramDouble) -> None:
     async def fault(platform: Platform, double: TelegramDouble, _: Load) -> None:
@@ -232,6 +240,7 @@ async def test_cluster_loses_the_node_leading_the_executor_consumer(
         await until(lambda: double.delivered() > delivered + 20, within_s=60)  # serving on two
         platform.start_nats_node(node)  # from this thread, see restart()
 
+    assert await replicas_of_every_stream(cluster) == {3}, "streams, KV buckets, object store"
     figures = await survive(cluster, double, "3-node cluster: SIGKILL the consumer leader",
                             fault)
     assert figures.problems() == {}

@@ -19,22 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import nats
 import pytest
 
-from greentic.config.settings import load_settings
 from greentic.providers.webchat.client import DirectLineClient
-from greentic.runner.stores import open_stores
-from greentic.session import SessionKey
-from greentic.types.tenant import TenantCtx
 from tests.backends import RedisServer
+from tests.integration.load import session_turns
 from tests.integration.platform import Platform, make_platform
 
 CONVERSATIONS = int(os.environ.get("GREENTIC_CONCURRENCY_CONVERSATIONS", "200"))
 MESSAGES = int(os.environ.get("GREENTIC_CONCURRENCY_MESSAGES", "20"))
 EXECUTORS = 4
 BACKEND = os.environ.get("GREENTIC_CONCURRENCY_BACKEND", "jetstream")
-CTX = TenantCtx("dev", "acme", "support")
 
 
 @pytest.fixture(scope="module")
@@ -101,16 +96,8 @@ def assert_in_order_exactly_once(sent: list[list[str]], replies: list[list]) -> 
 
 async def assert_sessions_count_every_message(platform: Platform,
                                               clients: list[DirectLineClient]) -> None:
-    nc = await nats.connect(platform.nats_url)
-    stores = await open_stores(load_settings(platform.env), nc.jetstream())
-    try:
-        for n, client in enumerate(clients):
-            found = await stores.sessions.get(SessionKey(CTX, "counter", client.conversation))
-            assert found is not None, f"conversation {n} has a session"
-            assert found[0].turns == MESSAGES, f"conversation {n}: turn counter exact"
-    finally:
-        await stores.close()
-        await nc.close()
+    turns = await session_turns(platform, "counter", [c.conversation for c in clients])
+    assert turns == [MESSAGES] * len(clients), "every conversation's turn counter is exact"
 
 
 async def assert_nothing_more_arrives(platform: Platform, clients: list[DirectLineClient]) -> None:
