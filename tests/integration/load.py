@@ -12,6 +12,7 @@ each turn was counted exactly once.
 """
 
 import asyncio
+import bisect
 import datetime
 import itertools
 import json
@@ -254,8 +255,9 @@ class Figures:
     """Replies or sessions whose turn counter is not the message's position."""
     dead_letters: int
     recovery_s: float
-    """From the fault to the end of the longest silence at the provider after it."""
+    """From the fault until replies arrive at half the rate of the 3 s before it again."""
     max_gap_s: float
+    """The longest silence at the provider after the fault."""
     duration_s: float
     webhook_retries: int
 
@@ -285,13 +287,12 @@ def score(load: Load, fault: str, fault_at: float, started: float, dead_letters:
         wrong_turns += sum(1 for text in set(texts) if text not in expected)
         wrong_turns += session_turns[n] != load.messages
     times.sort()
-    gaps = [(b - a, b) for a, b in itertools.pairwise([fault_at, *[t for t in times
-                                                                   if t >= fault_at]])]
-    longest, ended = max(gaps, default=(0.0, fault_at))
+    after = [t for t in times if t >= fault_at]
+    longest = max((b - a for a, b in itertools.pairwise([fault_at, *after])), default=0.0)
     return Figures(fault=fault, conversations=load.conversations, messages=load.total,
                    answered=answered, lost=lost, duplicated=duplicated, reordered=reordered,
                    wrong_turns=wrong_turns, dead_letters=dead_letters,
-                   recovery_s=round(ended - fault_at, 2), max_gap_s=round(longest, 2),
+                   recovery_s=round(recovery(times, fault_at), 2), max_gap_s=round(longest, 2),
                    duration_s=round((times[-1] if times else started) - started, 2),
                    webhook_retries=load.double.webhook_retries)
 
@@ -301,6 +302,17 @@ def misdelivered(load: Load) -> dict[int, list[str]]:
     found = {n: [text for _, text in load.double.replies.get(str(load.chat_id(n)), [])]
              for n in range(load.conversations)}
     return {n: texts for n, texts in found.items() if texts != load.expected(n)}
+
+
+def recovery(times: list[float], fault_at: float, window_s: float = 1.0) -> float:
+    """Seconds from the fault until the reply rate over `window_s` is back to half of what it
+    was in the 3 s before the fault (`times` sorted)."""
+    before = bisect.bisect_left(times, fault_at) - bisect.bisect_left(times, fault_at - 3)
+    wanted = max(1, before / 3 * window_s / 2)
+    for i in range(bisect.bisect_left(times, fault_at), len(times)):
+        if i - bisect.bisect_right(times, times[i] - window_s) + 1 >= wanted:
+            return times[i] - fault_at
+    return (times[-1] if times else fault_at) - fault_at
 
 
 async def session_turns(platform: Platform, channel: str,

@@ -1,5 +1,6 @@
-"""The figures table of docs/reliability.md is rendered from the fault suite's rows."""
+"""The fault suite's figures: how recovery is measured, and the table in docs/reliability.md."""
 
+from tests.integration.load import recovery
 from tests.integration.reliability_report import BEGIN, END, render
 
 
@@ -21,3 +22,10 @@ def test_the_latest_row_of_each_fault_replaces_what_was_between_the_markers() ->
     assert lines == ["| a | 2000 | 2000 | 0 | 0 | 0 | 0 | 0 | 1.5 | 0.5 | 0 |",
                      "| b | 2000 | 2000 | 0 | 0 | 0 | 0 | 0 | 1.5 | 0.5 | 0 |"]
     assert "last run 2026-01-03" in rendered
+
+
+def test_recovery_is_when_replies_come_at_half_the_rate_before_the_fault_again() -> None:
+    steady = [i / 10 for i in range(100)]  # 10 replies/s for 10 s
+    assert recovery(steady, 5.0) == 0.0
+    silent = [t for t in steady if not 5 <= t < 7]  # nothing for 2 s, then 10/s again
+    assert round(recovery(silent, 5.0), 2) == 2.4  # 5 replies within the last second at 7.4 s
