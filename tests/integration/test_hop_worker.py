@@ -28,9 +28,7 @@ async def hop(nats_server: NatsServer) -> AsyncIterator[tuple[JetStreamContext, 
     n = next(_streams)
     hop = Hop("egress", f"ORDER_{n}", "order")
     await js.add_stream(StreamConfig(name=hop.stream, subjects=[f"order{n}.>"]))
-    await js.add_consumer(hop.stream, ConsumerConfig(
-        durable_name=hop.consumer, ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S,
-        max_deliver=10))
+    await js.add_consumer(hop.stream, consumer_config(hop))
     yield js, hop
     await js.delete_stream(hop.stream)
     await nc.close()
@@ -64,6 +62,11 @@ class Recorder:
                 self.changed.clear()
                 await self.changed.wait()
         return self.handled
+
+
+def consumer_config(hop: Hop) -> ConsumerConfig:
+    return ConsumerConfig(durable_name=hop.consumer, ack_policy=AckPolicy.EXPLICIT,
+                          ack_wait=ACK_WAIT_S, max_deliver=10)
 
 
 async def run_worker(js: JetStreamContext, hop: Hop, handler: Recorder) -> HopWorker:
@@ -100,3 +103,4 @@ async def test_a_new_worker_runs_what_a_crashed_one_held_before_newer_messages(
     worker = await run_worker(js, stream, recorder)
     assert await recorder.wait_for(3) == [0, 1, 2]
     await worker.stop()
+
