@@ -193,6 +193,8 @@ class Load:
     messages: int
     rate: float
     run: int = field(default_factory=lambda: next(_runs))
+    sent_at: float = 0.0
+    """When the last update was accepted (monotonic)."""
 
     @property
     def total(self) -> int:
@@ -219,6 +221,7 @@ class Load:
 
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
             await asyncio.gather(*(chat(http, n) for n in range(self.conversations)))
+        self.sent_at = time.monotonic()
 
     def delivered_so_far(self) -> int:
         return sum(len(self.double.replies.get(str(self.chat_id(n)), []))
@@ -292,7 +295,8 @@ def score(load: Load, fault: str, fault_at: float, started: float, dead_letters:
     return Figures(fault=fault, conversations=load.conversations, messages=load.total,
                    answered=answered, lost=lost, duplicated=duplicated, reordered=reordered,
                    wrong_turns=wrong_turns, dead_letters=dead_letters,
-                   recovery_s=round(recovery(times, fault_at), 2), max_gap_s=round(longest, 2),
+                   recovery_s=round(recovery(times, fault_at, load.sent_at), 2),
+                   max_gap_s=round(longest, 2),
                    duration_s=round((times[-1] if times else started) - started, 2),
                    webhook_retries=load.double.webhook_retries)
 
@@ -304,15 +308,19 @@ def misdelivered(load: Load) -> dict[int, list[str]]:
     return {n: texts for n, texts in found.items() if texts != load.expected(n)}
 
 
-def recovery(times: list[float], fault_at: float, window_s: float = 1.0) -> float:
-    """Seconds from the fault until the reply rate over `window_s` is back to half of what it
-    was in the 3 s before the fault (`times` sorted)."""
+def recovery(times: list[float], fault_at: float, until: float, window_s: float = 1.0) -> float:
+    """Seconds from the fault until the reply rate over `window_s` is back, for good while the
+    load runs (up to `until`), to half of what it was in the 3 s before the fault (`times`
+    sorted)."""
     before = bisect.bisect_left(times, fault_at) - bisect.bisect_left(times, fault_at - 3)
     wanted = max(1, before / 3 * window_s / 2)
-    for i in range(bisect.bisect_left(times, fault_at), len(times)):
-        if i - bisect.bisect_right(times, times[i] - window_s) + 1 >= wanted:
-            return times[i] - fault_at
-    return (times[-1] if times else fault_at) - fault_at
+    recovered, degraded = fault_at, False
+    for i in range(bisect.bisect_left(times, fault_at), bisect.bisect_right(times, until)):
+        if i - bisect.bisect_right(times, times[i] - window_s) + 1 < wanted:
+            degraded = True
+        elif degraded:
+            recovered, degraded = times[i], False
+    return (until if degraded else recovered) - fault_at
 
 
 async def session_turns(platform: Platform, channel: str,

@@ -26,6 +26,8 @@ def test_the_latest_row_of_each_fault_replaces_what_was_between_the_markers() ->
 
 def test_recovery_is_when_replies_come_at_half_the_rate_before_the_fault_again() -> None:
     steady = [i / 10 for i in range(100)]  # 10 replies/s for 10 s
-    assert recovery(steady, 5.0) == 0.0
+    assert recovery(steady, 5.0, until=10) == 0.0
     silent = [t for t in steady if not 5 <= t < 7]  # nothing for 2 s, then 10/s again
-    assert round(recovery(silent, 5.0), 2) == 2.4  # 5 replies within the last second at 7.4 s
+    assert round(recovery(silent, 5.0, until=10), 2) == 2.4  # 5 replies in the second to 7.4 s
+    later = [t for t in steady if not 6 <= t < 8]  # the silence starts a second after the fault
+    assert round(recovery(later, 5.0, until=10), 2) == 3.4
