@@ -64,7 +64,7 @@ class OciOptions(msgspec.Struct, frozen=True, kw_only=True):
             return "https"
 
 
-class Descriptor(msgspec.Struct, kw_only=True, rename="camel"):
+class Descriptor(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     media_type: str
     digest: str
     size: int
