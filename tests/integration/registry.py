@@ -44,8 +44,9 @@ class Registry:
         return self.root / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
 
 
-def start_registry(directory: Path, timeout: float = 20) -> Registry:
-    """`docker-registry serve` with filesystem storage in `directory`, once `/v2/` answers."""
+def start_registry(directory: Path, *, auth: str = "", timeout: float = 20) -> Registry:
+    """`docker-registry serve` with filesystem storage in `directory`, once `/v2/` answers
+    (200, or 401 when `auth`, an `auth:` config section, asks for credentials)."""
     binary = shutil.which(BINARY) or (f"/usr/bin/{BINARY}"
                                       if Path(f"/usr/bin/{BINARY}").exists() else None)
     if binary is None:
@@ -54,7 +55,7 @@ def start_registry(directory: Path, timeout: float = 20) -> Registry:
     port = free_port()
     (directory / "storage").mkdir(parents=True)
     config = directory / "config.yml"
-    config.write_text(CONFIG.format(root=directory / "storage", port=port))
+    config.write_text(CONFIG.format(root=directory / "storage", port=port) + auth)
     log = (directory / "registry.log").open("ab")
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log,
                                stdin=subprocess.DEVNULL, start_new_session=True)
@@ -65,6 +66,9 @@ def start_registry(directory: Path, timeout: float = 20) -> Registry:
             with urllib.request.urlopen(f"http://{registry.host}/v2/", timeout=1) as response:
                 if response.status == 200:
                     return registry
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401 and auth:
+                return registry
         except (urllib.error.URLError, OSError):
             pass
         if process.poll() is not None or time.monotonic() > deadline:

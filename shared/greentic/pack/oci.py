@@ -176,13 +176,14 @@ class RegistryClient:
         """The Authorization header answering a WWW-Authenticate challenge."""
         scheme, _, params = challenge.partition(" ")
         fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
-        basic = (aiohttp.BasicAuth(self.options.username, self.options.password)
-                 if self.options.username else None)
+        basic = {"Authorization": "Basic " + base64.b64encode(
+            f"{self.options.username}:{self.options.password}".encode()).decode()
+        } if self.options.username else {}
         if scheme.lower() == "basic":
-            if basic is None:
+            if not basic:
                 raise PackError(f"registry {ref.host} wants a user name and password "
                                 "(GREENTIC_OCI_USERNAME, GREENTIC_OCI_PASSWORD)", entry=str(ref))
-            return basic.encode()
+            return basic["Authorization"]
         if scheme.lower() != "bearer" or "realm" not in fields:
             raise PackError(f"registry {ref.host} asks for authentication this client does "
                             f"not speak: {challenge!r}", entry=str(ref))
@@ -190,7 +191,8 @@ class RegistryClient:
             f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
         query = {"scope": scope, **({"service": fields["service"]} if "service" in fields else {})}
         try:
-            async with self._session.get(fields["realm"], params=query, auth=basic) as response:
+            async with self._session.get(fields["realm"], params=query,
+                                         headers=basic) as response:
                 if response.status != 200:
                     raise PackError(f"token service {fields['realm']} refused ({response.status}"
                                     f"): {(await response.text())[:200]}", entry=str(ref))
