@@ -16,12 +16,13 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import aiohttp
 import msgspec
 from yarl import URL
 
+from greentic.config.settings import Settings
 from greentic.errors import PackError
 from greentic.pack.archive import DEFAULT_LIMITS, PackLimits, read_pack
 from greentic.types.oci import Reference, is_digest
@@ -47,7 +48,7 @@ class OciOptions(msgspec.Struct, frozen=True, kw_only=True):
     password: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "OciOptions":
+    def from_settings(cls, settings: Settings) -> "OciOptions":
         """From `Settings` (GREENTIC_OCI_INSECURE, GREENTIC_OCI_USERNAME, _PASSWORD)."""
         return cls(insecure_hosts=frozenset(settings.oci_insecure.replace(",", " ").split()),
                    username=settings.oci_username, password=settings.oci_password)
@@ -134,10 +135,11 @@ def pack_manifest(data: bytes, *, title: str) -> tuple[bytes, str]:
 class RegistryClient:
     """The distribution API over aiohttp, with bearer-token and basic authentication."""
 
-    def __init__(self, options: OciOptions | None = None, *, timeout_s: float = 300) -> None:
+    def __init__(self, options: OciOptions | None = None, *, timeout_s: float = 60) -> None:
+        """`timeout_s` bounds connecting and each wait for bytes, not a whole (large) blob."""
         self.options = options or OciOptions()
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=10))
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout_s, sock_read=timeout_s))
         self._authorization: dict[tuple[str, str], str] = {}  # (host, repository) → header
 
     async def __aenter__(self) -> "RegistryClient":
@@ -153,24 +155,28 @@ class RegistryClient:
                        headers: Mapping[str, str] | None = None,
                        data: bytes | None = None) -> aiohttp.ClientResponse:
         """One request, authenticating once on a 401 challenge; the caller releases it."""
-        for attempt in (1, 2):
-            sent = dict(headers or {})
-            authorization = self._authorization.get((ref.host, ref.repository))
-            if authorization:
-                sent["Authorization"] = authorization
-            try:
-                response = await self._session.request(method, url, headers=sent, data=data)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise PackError(f"cannot reach registry {ref.host} "
-                                f"({self.options.scheme(ref.host)}): {exc or type(exc).__name__}",
-                                entry=str(ref)) from None
-            if response.status != 401 or attempt == 2:
-                return response
+        response = await self._send(ref, method, url, headers, data)
+        if response.status == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.release()
             self._authorization[(ref.host, ref.repository)] = await self._authenticate(
                 ref, challenge, push=push)
-        raise AssertionError("unreachable")
+            response = await self._send(ref, method, url, headers, data)
+        return response
+
+    async def _send(self, ref: Reference, method: str, url: str,
+                    headers: Mapping[str, str] | None,
+                    data: bytes | None) -> aiohttp.ClientResponse:
+        sent = dict(headers or {})
+        authorization = self._authorization.get((ref.host, ref.repository))
+        if authorization:
+            sent["Authorization"] = authorization
+        try:
+            return await self._session.request(method, url, headers=sent, data=data)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PackError(f"cannot reach registry {ref.host} "
+                            f"({self.options.scheme(ref.host)}): {exc or type(exc).__name__}",
+                            entry=str(ref)) from None
 
     async def _authenticate(self, ref: Reference, challenge: str, *, push: bool) -> str:
         """The Authorization header answering a WWW-Authenticate challenge."""
