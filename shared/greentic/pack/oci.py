@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import aiohttp
 import msgspec
@@ -25,7 +25,7 @@ from yarl import URL
 from greentic.config.settings import Settings
 from greentic.errors import PackError
 from greentic.pack.archive import DEFAULT_LIMITS, PackLimits, read_pack
-from greentic.types.oci import Reference, is_digest
+from greentic.types.oci import DIGEST, Reference, is_digest
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 ARTIFACT_TYPE = "application/vnd.greentic.gtpack.v1"
@@ -67,16 +67,10 @@ class OciOptions(msgspec.Struct, frozen=True, kw_only=True):
 
 class Descriptor(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     media_type: str
-    digest: str
-    size: int
+    digest: Annotated[str, msgspec.Meta(pattern=DIGEST.pattern)]
+    size: Annotated[int, msgspec.Meta(ge=0)]
     annotations: dict[str, str] | None = None
     data: str | None = None
-
-    def __post_init__(self) -> None:
-        if not is_digest(self.digest):
-            raise msgspec.ValidationError(f"digest {self.digest!r} is not sha256:<hex>")
-        if self.size < 0:
-            raise msgspec.ValidationError(f"negative size {self.size}")
 
 
 class ImageManifest(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
