@@ -43,7 +43,7 @@ nodes:
 
 @click.group()
 def pack() -> None:
-    """Make, sign and check signed packs (.gtpack)."""
+    """Make, sign and check signed packs (.gtpack); push and pull them through OCI registries."""
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
