@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean browser-tools test-concurrency-redis bench-sessions
+.PHONY: demo test lint clean browser-tools registry-tools test-concurrency-redis bench-sessions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,15 @@ browser-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: $(STAMP) browser-tools
+# The OCI pack tests push to and pull from a real registry: Debian's docker-registry
+# (CNCF distribution), started by the tests themselves on a free loopback port.
+registry-tools:
+	@[ -x /usr/bin/docker-registry ] || { \
+	  command -v apt-get >/dev/null || { echo "install the Debian package docker-registry first"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; \
+	}
+
+test: $(STAMP) browser-tools registry-tools
 	$(BIN)/ruff check shared services tests
 	$(BIN)/pytest
 

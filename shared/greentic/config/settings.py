@@ -108,7 +108,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     signed by any other key whose signature verifies (logged as a warning; never in production).
     Unsigned `.gtpack`s are refused under both."""
     pack_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024 * 1024
-    """Pack-loader: a `.gtpack` larger than this is refused unread."""
+    """Pack-loader (and `pack pull`): a `.gtpack` larger than this is refused unread (a pull
+    stops before downloading it)."""
+    pack_cache_dir: str = ".greentic/cache/packs"
+    """Pack-loader (and `pack pull`): `.gtpack`s pulled from OCI registries, by layer digest."""
+    pack_refresh_s: Positive = 60.0
+    """Pack-loader: how often an `oci://` pack's tag is asked for again (a pack pinned by
+    digest, in its locator or with `digest:`, is pulled once)."""
+    oci_insecure: str = ""
+    """Registries (`host[:port]`, comma-separated) reached over plain http; loopback
+    registries (127.0.0.1, ::1, localhost) always are, all others over https."""
+    oci_username: str = ""
+    """User name for OCI registries that ask for one (basic, or to obtain a bearer token)."""
+    oci_password: str = ""
+    """Password or access token going with GREENTIC_OCI_USERNAME."""
 
     def __post_init__(self) -> None:
         try:

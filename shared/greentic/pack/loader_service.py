@@ -1,7 +1,8 @@
 """pack-loader: reads the bundle's packs and publishes their flows to the KV flow index and
 their components to the object store (bytes, by sha256) and the KV component index.
 
-A pack is a source directory (dev mode, unsigned) or a `.gtpack` file, verified (signature by a
+A pack is a source directory (dev mode, unsigned) or a `.gtpack` file (local, or pulled from an
+OCI registry into the cache before each sync), verified (signature by a
 trusted key, every entry against the SBOM and manifest) before anything of it is published.
 Executors never read flows or components from disk; they watch the indexes. A pack that fails
 to load or verify is refused with its error logged, and the last good version stays published.
@@ -9,6 +10,8 @@ to load or verify is refused with its error logged, and the last good version st
 
 import asyncio
 import hashlib
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +40,16 @@ from greentic.pack.index import (
     flow_key,
 )
 from greentic.pack.keys import parse_trusted_keys
+from greentic.pack.oci import OciOptions, ProgressLog
+from greentic.pack.resolve import resolve_pack
 from greentic.pack.sign import Trust
 from greentic.types.component import ComponentManifest
+from greentic.types.oci import parse_reference
 
 log = structlog.get_logger(__name__)
+
+PULL_RETRY_S = 5.0
+"""A failed pull is tried again after this long (or GREENTIC_PACK_REFRESH_S, if shorter)."""
 
 
 class PackLoaderService:
@@ -67,6 +76,9 @@ class PackLoaderService:
         if settings.pack_policy == "dev":
             log.warning("DEV TRUST POLICY: .gtpack files signed by ANY key will be loaded "
                         "(GREENTIC_PACK_POLICY=dev); never use it in production")
+        self._oci = OciOptions.from_settings(settings)
+        # oci pack id → (when last asked, last good cached .gtpack or None, whether that failed)
+        self._pulled: dict[str, tuple[float, Path | None, bool]] = {}
         self._stopping = asyncio.Event()
         self.publishes = 0
         self.refusals = 0
@@ -91,15 +103,58 @@ class PackLoaderService:
         return {"flows": len(self._published), "components": len(self._published_components),
                 "publishes": self.publishes, "refusals": self.refusals}
 
-    def _documents(self) -> tuple[list[tuple[str, FlowDocument | None]],
-                                  list[tuple[str, ComponentDocument | None]],
-                                  dict[str, Path | bytes]]:
+    async def _resolve_sources(self) -> dict[str, Path | None]:
+        """Every pack's local path. `oci` packs are pulled through the cache; a tag is asked for
+        again every GREENTIC_PACK_REFRESH_S, a digest-pinned pack only once. A failed pull is
+        logged and counted as a refusal, and the last good path stays (None: none yet)."""
+        sources: dict[str, Path | None] = {}
+        for pack_id, source in self.bundle.packs.items():
+            if source.oci is None:
+                sources[pack_id] = self.bundle.pack_dir(pack_id)
+                continue
+            pinned = source.digest is not None or parse_reference(source.oci).digest is not None
+            path: Path | None = None
+            if pack_id in self._pulled:
+                asked, path, failed = self._pulled[pack_id]
+                wait = min(PULL_RETRY_S, self.settings.pack_refresh_s) if failed \
+                    else self.settings.pack_refresh_s
+                if (pinned and path is not None and path.is_file()) or \
+                        time.monotonic() - asked < wait:
+                    sources[pack_id] = path
+                    continue
+            progress = ProgressLog(lambda done, total, pack=pack_id: log.info(
+                "pack pull", pack=pack, bytes=done, total=total,
+                percent=round(100 * done / total) if total else 100))
+            try:
+                pulled = await resolve_pack(
+                    source.oci, base_dir=self.bundle.base_dir,
+                    cache_dir=self.settings.pack_cache_dir, digest=source.digest,
+                    limits=self._limits, progress=progress, options=self._oci)
+            except PackError as exc:
+                self.refusals += 1
+                log.error("pack pull failed; keeping the last good version", pack=pack_id,
+                          error=str(exc))
+                self._pulled[pack_id] = (time.monotonic(), path, True)
+            else:
+                if pulled != path:
+                    log.info("pack pulled", pack=pack_id, oci=source.oci, file=str(pulled))
+                self._pulled[pack_id] = (time.monotonic(), pulled, False)
+            sources[pack_id] = self._pulled[pack_id][1]
+        return sources
+
+    def _documents(self, sources: Mapping[str, Path | None] | None = None) -> tuple[
+            list[tuple[str, FlowDocument | None]], list[tuple[str, ComponentDocument | None]],
+            dict[str, Path | bytes]]:
+        """What to publish; `sources` (from `_resolve_sources`) says where each pack is, a
+        None one has never been pulled and is skipped (its pull failure was logged)."""
         documents: list[tuple[str, FlowDocument | None]] = []
         component_documents: list[tuple[str, ComponentDocument | None]] = []
         blobs: dict[str, Path | bytes] = {}
         for pack_id in self.bundle.packs:
+            if sources is not None and sources.get(pack_id) is None:
+                continue
             try:
-                pack_path = self.bundle.pack_dir(pack_id)
+                pack_path = sources[pack_id] if sources else self.bundle.pack_dir(pack_id)
                 if pack_path.is_file():
                     pack_version, flows, components = self._signed_pack(pack_id, pack_path)
                 else:
@@ -141,7 +196,8 @@ class PackLoaderService:
     async def sync(self) -> None:
         """Publish every flow whose version changed; remove flows no longer in a pack."""
         assert self._kv is not None
-        documents, component_documents, blobs = await asyncio.to_thread(self._documents)
+        sources = await self._resolve_sources()
+        documents, component_documents, blobs = await asyncio.to_thread(self._documents, sources)
         await self._sync_components(component_documents, blobs)
         wanted = {key for key, _ in documents}
         for key, document in documents:
