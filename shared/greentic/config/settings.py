@@ -109,6 +109,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     Unsigned `.gtpack`s are refused under both."""
     pack_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024 * 1024
     """Pack-loader: a `.gtpack` larger than this is refused unread."""
+    pack_versions_kept: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Pack-loader: revisions of each tenant's pack kept in `greentic-pack-versions` (the
+    current one included); a conversation paused in an older, purged one starts over."""
+    pinned_versions_cached: Annotated[int, msgspec.Meta(ge=1)] = 16
+    """Executor: older pack revisions kept loaded (least recently used dropped first) for
+    conversations paused in them."""
 
     def __post_init__(self) -> None:
         try:
