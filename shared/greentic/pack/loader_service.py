@@ -198,16 +198,15 @@ class PackLoaderService:
 
     def _read_pack(self, pack_id: str, pack_path: Path, digest: str = "") -> PackContents:
         """A pack source directory or `.gtpack`, verified and checked; raises GreenticError."""
-        if digest:
-            if not pack_path.is_file():
-                raise PackError(f"a digest pin needs a .gtpack file, and {pack_path} is not one",
-                                entry="digest")
-            actual = f"sha256:{self._digest(pack_path)[0]}"
-            if actual != digest:
-                raise PackError(f"{pack_path} is {actual}, not the pinned {digest}",
-                                entry="digest")
+        if digest and not pack_path.is_file():
+            raise PackError(f"a digest pin needs a .gtpack file, and {pack_path} is not one",
+                            entry="digest")
         if pack_path.is_file():
             pack_version, flows, components = self._signed_pack(pack_id, pack_path)
+            # after verifying, which refuses an oversized file unread
+            if digest and (actual := f"sha256:{self._digest(pack_path)[0]}") != digest:
+                raise PackError(f"{pack_path} is {actual}, not the pinned {digest}",
+                                entry="digest")
         else:
             manifest, flows = read_dev_pack(pack_path)
             pack_version = manifest.version
