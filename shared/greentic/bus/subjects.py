@@ -12,6 +12,8 @@ Stage = Literal["ingress", "routed", "egress"]
 STAGES: tuple[Stage, ...] = ("ingress", "routed", "egress")
 DEADLETTER_PREFIX = f"{ROOT}.deadletter"
 WEBCHAT_PREFIX = "greentic.webchat.activity"
+PACK_DEPLOY_SUBJECT = "greentic.admin.pack.deploy"
+"""Core NATS request/reply: `greentic pack deploy` → the pack-loader (its leader)."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
 

@@ -1,5 +1,5 @@
-"""`greentic pack new | build | sign | verify | inspect | keygen | push | pull`: make, check and
-ship `.gtpack`s."""
+"""`greentic pack new | build | sign | verify | inspect | keygen | push | pull | deploy`:
+make, check and ship `.gtpack`s, and deploy one to a running platform."""
 
 import asyncio
 import hashlib
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import msgspec
+import nats
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,9 +21,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from greentic.cli.state import default_nats_url
 from greentic.config.settings import Settings, load_settings
 from greentic.errors import GreenticError
 from greentic.pack.archive import PackLimits, build_pack, read_pack_file, sign_pack
+from greentic.pack.deploy import DeployReply, DeployRequest, request_deploy
 from greentic.pack.keys import parse_trusted_keys, read_signing_key, write_keypair
 from greentic.pack.oci import OciOptions, PullResult, PushResult, RegistryClient
 from greentic.pack.sign import SIGNATURE_ENTRY, Trust
@@ -297,3 +300,46 @@ def pull(locator: str, output: Path | None, digest: str | None,
     else:
         click.echo(f"checked: {manifest.pack_id} {manifest.version} (digests; signature not "
                    "verified: give --trust or GREENTIC_TRUSTED_KEYS)")
+
+
+async def _deploy(nats_url: str, request: DeployRequest, timeout_s: float) -> DeployReply:
+    try:
+        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1,
+                                name="greentic-pack-deploy")
+    except Exception as exc:  # nats-py raises several kinds when nobody listens
+        raise GreenticError(f"cannot reach NATS at {nats_url}: {exc!r}") from None
+    try:
+        return await request_deploy(nc, request, timeout_s)
+    finally:
+        await nc.close()
+
+
+@pack.command()
+@click.argument("pack_id")
+@click.argument("locator", required=False, default="")
+@click.option("--digest", default="", help="sha256:<hex> the .gtpack file must have.")
+@click.option("--nats", "nats_url", default=default_nats_url, show_default="running `greentic up`",
+              help="NATS of the platform.")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds to wait for pack-loader's answer.")
+def deploy(pack_id: str, locator: str, digest: str, nats_url: str, timeout: float) -> None:
+    """Make the running pack-loader serve PACK_ID (a pack of the bundle) from LOCATOR, a pack
+    directory or .gtpack (default: re-read its current source); exit 1 if refused."""
+    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise click.BadParameter("sha256:<64 lower-case hex digits>", param_hint="--digest")
+    if locator and Path(locator).exists():  # a local path: absolute, as pack-loader's cwd differs
+        locator = str(Path(locator).resolve())
+    try:
+        reply = asyncio.run(_deploy(nats_url, DeployRequest(pack=pack_id, locator=locator,
+                                                             digest=digest), timeout))
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    if not reply.ok:
+        click.echo(f"refused: {reply.pack or pack_id}: {reply.error}", err=True)
+        raise SystemExit(1)
+    click.echo(f"deployed {reply.pack} {reply.version} (revision {reply.revision}) "
+               f"from {reply.locator}")
+    for flow in reply.flows:
+        click.echo(f"flow       {flow.id} {flow.version[:16]}")
+    for component in reply.components:
+        click.echo(f"component  {component.id} {component.digest} ({component.size} bytes)")

@@ -122,6 +122,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """User name for OCI registries that ask for one (basic, or to obtain a bearer token)."""
     oci_password: str = ""
     """Password or access token going with GREENTIC_OCI_USERNAME."""
+    pack_versions_kept: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Pack-loader: revisions of each tenant's pack kept in `greentic-pack-versions` (the
+    current one included); a conversation paused in an older, purged one starts over."""
+    pinned_versions_cached: Annotated[int, msgspec.Meta(ge=1)] = 16
+    """Executor: older pack revisions kept loaded (least recently used dropped first) for
+    conversations paused in them."""
 
     def __post_init__(self) -> None:
         try:

@@ -92,6 +92,8 @@ class PreparedFlow:
     renderers: dict[str, Render]
     conditions: dict[tuple[str, int], Condition]
     pack: str = ""
+    revision: str = ""
+    """The pack revision this flow was published in (empty outside a platform)."""
 
 
 def input_context(envelope: Envelope) -> dict[str, Any]:
@@ -125,7 +127,7 @@ class FlowEngine:
         self.operations = {**BUILTIN_OPERATIONS, "flow.call": self._flow_call,
                            **self.operations}
 
-    def prepare(self, flow: Flow, pack: str = "") -> PreparedFlow:
+    def prepare(self, flow: Flow, pack: str = "", revision: str = "") -> PreparedFlow:
         """Compile a flow's templates and conditions; FlowError names the node at fault."""
         renderers, conditions = {}, {}
         for node in flow.nodes.values():
@@ -136,7 +138,7 @@ class FlowEngine:
                         conditions[(node.id, index)] = compile_condition(route.condition)
             except ValueError as exc:
                 raise FlowError(str(exc), file=flow.file, node=node.id) from None
-        return PreparedFlow(flow, renderers, conditions, pack)
+        return PreparedFlow(flow, renderers, conditions, pack, revision)
 
     async def run_turn(self, prepared: PreparedFlow, envelope: Envelope,
                        resume: FlowSnapshot | None = None,
@@ -156,7 +158,8 @@ class FlowEngine:
         turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": {},
                                "prev": {}, "state": state, "flow": prepared.flow.parameters,
                                "session": dict(session or {})},
-                    [], resumed_node=node_id if resume is not None else None, resolve=resolve)
+                    [], resumed_node=node_id if resume is not None else None, resolve=resolve,
+                    revision=prepared.revision)
         started = time.perf_counter()
         with span(f"flow {prepared.flow.id}", attributes={
                 "greentic.flow": prepared.flow.id, "greentic.pack": prepared.pack,
@@ -208,7 +211,8 @@ class FlowEngine:
                                     file=flow.file, node=node_id)
                 return _Stop("wait", FlowSnapshot(pack=prepared.pack, flow=flow.id,
                                                   version=flow.version, node=resume_at,
-                                                  state=turn.state))
+                                                  state=turn.state,
+                                                  revision=prepared.revision))
             node_id = next_id
         if turn.depth == 0 and not turn.replies and prepared.flow.type == "messaging" and \
                 (reply := reply_from(last_output)) is not None:
@@ -275,6 +279,7 @@ class FlowEngine:
             message.update(rendered["input"])
         child = Turn(turn.envelope, {"in": {"input": message}, "input": message, "node": {},
                                      "prev": {}, "state": {}, "flow": found.flow.parameters},
-                     turn.replies, steps=turn.steps, resolve=turn.resolve, depth=turn.depth + 1)
+                     turn.replies, steps=turn.steps, resolve=turn.resolve, depth=turn.depth + 1,
+                     revision=turn.revision)
         await self._run(found, child, found.flow.start)
         return NodeOutcome(child.context["prev"])
