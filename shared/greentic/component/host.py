@@ -28,7 +28,7 @@ from wasmtime.component import Component, Instance, Linker
 
 from greentic.component.engine import ComponentEngine, sha256
 from greentic.component.fair import FairSlots
-from greentic.errors import ComponentError, ComponentLoadError, GreenticError
+from greentic.errors import ComponentError, ComponentLoadError, ConfigError, GreenticError
 from greentic.interfaces.host_imports import DEFINERS, HostDenied, define_host_imports
 from greentic.interfaces.values import field as wit_field
 from greentic.interfaces.values import record
@@ -207,7 +207,10 @@ class CallServices:
         if name not in self.loaded.manifest.capabilities.secrets:
             raise HostDenied("permission-denied",
                              f"secret {name!r} is not declared in the component's manifest")
-        return self.host.secrets.get(self.tenant, name)
+        try:
+            return self.host.secrets.get(self.tenant, name)
+        except ConfigError as exc:  # a name the provider cannot scope to this tenant
+            raise HostDenied("permission-denied", str(exc)) from None
 
     def log(self, level: str, message: str) -> None:
         self.log_lines += 1
