@@ -14,16 +14,17 @@ This table is the list; a path tested elsewhere is named with its test, not repe
 | 5 | a routed message on B's subject naming A's pack/flow        | executor looks flows up under B's tenant only: never run, dead-lettered | here: test_a_routed_message_naming_another_tenants_flow_is_never_run |
 | 6 | an ingress envelope on B's subject naming A's flow          | router binds the flow from the bundle, ignoring the envelope's | here: test_the_router_binds_the_flow_of_the_subjects_tenant |
 | 7 | an envelope claiming tenant A published on B's subject (ingress or routed) | read_envelope: ctx/subject mismatch → dead letter | here: test_an_envelope_claiming_another_tenant_than_its_subject_is_dead_lettered |
-| 8 | B's component reads A's state with A's tenant-ctx           | host import: permission-denied             | tests/unit/test_component_host.py::TestNodeWorld::test_reading_another_tenants_state_through_the_import_is_denied |
+| 8 | B's component reads A's state with A's tenant-ctx           | host import: permission-denied             | tests/unit/test_component_host.py::TestNodeWorld::test_reading_another_tenants_state_through_the_import_is_denied; through the platform: tests/integration/test_components.py::test_reading_another_tenants_state_is_denied |
 | 9 | B's component reads state under the same key/conversation id as A | state keys carry the calling tenant  | tests/unit/test_component_host.py::TestNodeWorld::test_orders_remembers_per_conversation_and_reads_its_tenants_secret |
 | 10 | guest memory of A's instance seen by B                     | instances pooled per tenant + conversation | tests/unit/test_component_host.py::TestIsolation |
+| 10b | B's flow calls a component of a pack only A is given      | component index keyed by tenant: not-found | tests/integration/test_components.py::test_a_component_of_a_pack_the_tenant_lacks_is_not_found |
 | 11 | B's session key addressing A's session: tokens with `.`, `>`, `*` | SessionKey tokens validated          | tests/integration/test_store_contract.py::TestContract::test_a_key_token_that_could_escape_its_namespace_is_refused, ::test_tenants_are_isolated_even_with_the_same_conversation_id |
 | 12 | a provider/WebChat conversation id of B's crafted as A's key (`acme.support.webchat.c1`, `>`) | conversation_token: hashed into one token under B's key | here: test_a_crafted_conversation_id_stays_in_its_own_tenants_namespace |
 | 13 | B's component reads A's secret                              | providers look only in the calling tenant's place | tests/unit/test_secrets.py; tests/unit/test_component_host.py (orders reads …9999 for globex) |
 | 14 | … through an ambiguous variable (tenant `a` + secret `b__c` = tenant `a__b` + `c`) | secret_variable refuses `__` and edge `_` | here: test_secret_names_that_would_share_another_tenants_variable_are_refused |
 | 15 | a WebChat token of B's opening A's conversation or channel | token claims bind tenant/channel/conversation | tests/integration/test_webchat_api_bad_input.py::test_a_token_opens_only_its_own_conversation, tests/unit/test_webchat_tokens_and_activities.py |
 | 16 | a webhook for A's channel signed with B's secret            | each channel verifies with its own secret  | tests/integration/test_channels.py::test_bad_webhook_requests_are_refused_and_nothing_is_published |
-| 17 | B's component burning every wasm thread so A's calls wait   | wasm threads handed to waiting tenants in turn | tests/unit/test_component_hostile.py::TestOneTenantBurningItsBudget |
+| 17 | B's component burning every wasm thread so A's calls wait   | wasm threads handed to waiting tenants in turn | tests/unit/test_component_hostile.py::TestOneTenantBurningItsBudget; through the platform: tests/integration/test_noisy_tenant.py |
 """  # noqa: E501
 
 import asyncio
