@@ -8,7 +8,6 @@ import io
 import struct
 import warnings
 import zipfile
-from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 from greentic.errors import PackError
 from greentic.pack.archive import build_pack, read_pack, read_zip, sign_pack, write_zip
 from greentic.pack.manifest import MANIFEST_ENTRY, PackManifest, decode_manifest
+from tests.mutation import MUTATIONS, mutate
 from tests.unit.pack_fixtures import KEY, TRUST, write_source
 
 FUZZ = settings(max_examples=300, deadline=None,
@@ -162,35 +162,10 @@ CBOR_VALUES = st.recursive(
                                      max_size=5)
                    | st.builds(cbor2.CBORTag, st.integers(0, 300), inner)),
     max_leaves=25)
-MUTATIONS = st.sampled_from(["delete", "replace", "insert"])
 
 
 def manifest_data(signed: bytes) -> Any:
     return cbor2.loads(read_zip(signed)[MANIFEST_ENTRY])
-
-
-def mutate(value: Any, path: list[int], action: str, new: Any) -> Any:
-    """`value` with one change at the container reached by following `path`."""
-    if isinstance(value, dict) and value:
-        key = sorted(value, key=repr)[path[0] % len(value)] if path else None
-        if path and isinstance(value[key], dict | list) and len(path) > 1:
-            return {**value, key: mutate(value[key], path[1:], action, new)}
-        if action == "delete" and key is not None:
-            return {k: v for k, v in value.items() if k != key}
-        if action == "insert":
-            return {**value, f"x{len(path)}": new}
-        return {**value, key: new}
-    if isinstance(value, list) and value:
-        index = path[0] % len(value) if path else 0
-        if len(path) > 1 and isinstance(value[index], dict | list):
-            return [*value[:index], mutate(value[index], path[1:], action, new),
-                    *value[index + 1:]]
-        if action == "delete":
-            return value[:index] + value[index + 1:]
-        if action == "insert":
-            return [*value[:index], new, *value[index:]]
-        return [*value[:index], new, *value[index + 1:]]
-    return new
 
 
 def decodes_or_pack_error(data: bytes) -> PackManifest | None:
@@ -244,6 +219,6 @@ def test_deeply_nested_cbor_is_a_pack_error_not_a_crash() -> None:
         decode_manifest(b"\x81" * 100_000 + b"\x00")
 
 
-def test_the_fixture_pack_reads(signed: bytes, tmp_path: Path) -> None:
+def test_the_fixture_pack_reads(signed: bytes) -> None:
     """The fuzz targets start from a pack that reads (else every property is vacuous)."""
     assert read_pack(signed, trust=TRUST).manifest.pack_id == "shop"

@@ -26,6 +26,7 @@ from greentic.providers.webhooks import InboundEvent, event_envelope
 from greentic.service.hop import read_envelope
 from greentic.types.envelope import Envelope, decode_envelope, encode_envelope
 from greentic.types.tenant import TenantCtx
+from tests.mutation import MUTATIONS, mutate
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CTX = TenantCtx("dev", "acme", "support")
@@ -33,27 +34,6 @@ JSON_LEAVES = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
 JSON = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=20)
-MUTATIONS = st.sampled_from(["delete", "replace", "insert"])
-
-
-def mutate(value: Any, path: list[int], action: str, new: Any) -> Any:
-    """`value` with one change (delete/replace/insert) somewhere along `path`."""
-    if isinstance(value, dict) and value:
-        key = sorted(value)[path[0] % len(value)] if path else None
-        if len(path) > 1 and isinstance(value[key], dict | list):
-            return {**value, key: mutate(value[key], path[1:], action, new)}
-        if action == "delete" and key is not None:
-            return {k: v for k, v in value.items() if k != key}
-        return {**value, (key if action == "replace" and key else f"x{len(path)}"): new}
-    if isinstance(value, list) and value:
-        index = path[0] % len(value) if path else 0
-        if len(path) > 1 and isinstance(value[index], dict | list):
-            return [*value[:index], mutate(value[index], path[1:], action, new),
-                    *value[index + 1:]]
-        if action == "delete":
-            return value[:index] + value[index + 1:]
-        return [*value[:index], new, *value[index + (action == "replace"):]]
-    return new
 
 
 def mutated(sample: Any) -> st.SearchStrategy[bytes]:
