@@ -91,6 +91,12 @@ class Bundle(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _check(bundle: Bundle, file: str) -> None:
+    folded: dict[str, str] = {}
+    for tenant_id in bundle.tenants:
+        other = folded.setdefault(tenant_id.upper().replace("-", "_"), tenant_id)
+        if other != tenant_id:  # GREENTIC_SECRET__{TENANT}__… and the like would be shared
+            raise ConfigError(f"{file}: tenants {other!r} and {tenant_id!r} differ only in "
+                              "case or '-'/'_'; tenant ids must differ in more than that")
     for tenant_id, tenant in bundle.tenants.items():
         for name, value in (("tenant", tenant_id), *(("team", t) for t in tenant.teams)):
             _token(file, name, value)

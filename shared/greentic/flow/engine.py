@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from greentic.errors import FlowError
+from greentic.errors import FlowError, SubjectError
 from greentic.flow.condition import Condition, compile_condition
 from greentic.flow.model import Flow, Node
 from greentic.flow.questions import ask_questions
@@ -73,6 +73,15 @@ async def _session_wait(node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
 async def _flow_goto(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
     target = rendered.get("flow") if isinstance(rendered, dict) else rendered
     return NodeOutcome({"flow": target}, goto=str(target))
+
+
+def _find(resolve: FlowResolver | None, flow_id: str) -> "PreparedFlow | None":
+    """The flow `flow_id` of the running flow's pack, or None: also for an id that cannot
+    name one (`acme-pack/x`, `a.b`, `>`), which the resolver refuses as a key token."""
+    try:
+        return resolve(flow_id) if resolve is not None else None
+    except SubjectError:
+        return None
 
 
 BUILTIN_OPERATIONS: dict[str, Operation] = {
@@ -171,7 +180,7 @@ class FlowEngine:
         return TurnResult(turn.replies, turn.steps, stop.snapshot)
 
     def _resolve(self, resolve: FlowResolver | None, flow_id: str, caller: Flow) -> PreparedFlow:
-        found = resolve(flow_id) if resolve is not None else None
+        found = _find(resolve, flow_id)
         if found is None:
             raise FlowError(f"flow {flow_id!r} is not available in this pack", file=caller.file)
         return found
@@ -271,7 +280,7 @@ class FlowEngine:
         if turn.depth >= MAX_FLOW_CALL_DEPTH:
             raise NodeError("depth", f"flow.call nested deeper than {MAX_FLOW_CALL_DEPTH}")
         target = rendered.get("flow") if isinstance(rendered, dict) else rendered
-        found = turn.resolve(str(target)) if turn.resolve is not None else None
+        found = _find(turn.resolve, str(target))
         if found is None:
             raise NodeError("not_found", f"flow {target!r} is not available in this pack")
         message = dict(turn.context["input"])
