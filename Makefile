@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean browser-tools registry-tools test-concurrency-redis bench-sessions
+.PHONY: demo test lint clean browser-tools registry-tools registry chaos test-concurrency-redis bench-sessions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ registry-tools:
 	  command -v apt-get >/dev/null || { echo "install the Debian package docker-registry first"; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; \
 	}
+
+# A local pack registry on 127.0.0.1:5000 (foreground; Ctrl-C stops it).
+registry: registry-tools
+	mkdir -p .greentic/registry
+	docker-registry serve examples/registry/config.yml
 
 test: $(STAMP) browser-tools registry-tools
 	$(BIN)/ruff check shared services tests
