@@ -319,13 +319,14 @@ class ComponentHost:
         live: Live | None = None
         started = time.monotonic()
         try:
-            live = loaded._take(key)
-            if live is None:
-                live = self._instantiate(loaded)
-            live.stderr.clear()
-            live.store.set_fuel(limits.fuel)
-            live.store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
-            result = body(live)
+            with self.engine.running():
+                live = loaded._take(key)
+                if live is None:
+                    live = self._instantiate(loaded)
+                live.stderr.clear()
+                live.store.set_fuel(limits.fuel)
+                live.store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
+                result = body(live)
         except ComponentError:
             raise
         except Exception as exc:  # a trap poisons the Store: it is dropped here
