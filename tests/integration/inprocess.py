@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
+from aiohttp import web
 from nats.aio.client import Client
 
 from greentic.bus.topology import ensure_streams
 from greentic.cli.processes import free_port, start_nats, stop_processes
 from greentic.config.bundle import load_bundle
-from greentic.config.settings import load_settings
+from greentic.config.settings import Settings, load_settings
 from greentic.providers.ingress import IngressService
+from greentic.service.host import health_app
+from greentic.service.limits import limited_runner
 
 T = TypeVar("T")
 
@@ -32,7 +35,10 @@ class InProcessIngress:
     nats_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
     service: IngressService | None = None
+    settings: Settings | None = None
+    _health: web.AppRunner | None = None
     nc: Client | None = None
     _nats: subprocess.Popen | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -50,6 +56,10 @@ class InProcessIngress:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
     def start(self) -> "InProcessIngress":
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self._nats = start_nats(self.root / "nats", self.nats_port,
@@ -60,6 +70,7 @@ class InProcessIngress:
             "GREENTIC_HTTP_HOST": "127.0.0.1", "GREENTIC_HTTP_PORT": str(self.http_port),
             "GREENTIC_ADMIN_PORT": str(self.admin_port),
             "GREENTIC_WEBCHAT_TOKEN_KEY": "test-token-key", **self.env})
+        self.settings = settings
         self.service = IngressService(settings, load_bundle(settings.bundle))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -73,6 +84,12 @@ class InProcessIngress:
         js = self.nc.jetstream()
         await ensure_streams(js)
         await self.service.start(self.nc, js)
+        ready = asyncio.Event()
+        ready.set()
+        self._health = limited_runner(health_app(self.service, self.nc, ready,
+                                                 self.settings.http_body_timeout_s))
+        await self._health.setup()
+        await web.TCPSite(self._health, "127.0.0.1", self.health_port).start()
 
     def call(self, make: Callable[[], Awaitable[T]], timeout: float = 30) -> T:
         """Run a coroutine on the server's loop and wait for its result."""
@@ -83,6 +100,7 @@ class InProcessIngress:
         if self._loop is not None:
             async def shutdown() -> None:
                 if self.service is not None:
+                    await self._health.cleanup()
                     await self.service.stop()
                 if self.nc is not None:
                     await self.nc.close()

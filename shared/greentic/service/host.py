@@ -14,6 +14,7 @@ from greentic.bus.connection import connect
 from greentic.bus.topology import ensure_streams
 from greentic.config.settings import Settings
 from greentic.service.limits import limited_app, limited_runner
+from greentic.service.web import json_errors
 from greentic.telemetry.logging import configure_logging
 from greentic.telemetry.metrics import configure_metrics, prometheus_text
 from greentic.telemetry.tracing import configure_tracing
@@ -59,7 +60,8 @@ def health_app(service: Service, nc: Client, ready: asyncio.Event,
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
-    app = limited_app(max_body_bytes=HEALTH_MAX_BODY_BYTES, body_timeout_s=body_timeout_s)
+    app = limited_app(max_body_bytes=HEALTH_MAX_BODY_BYTES, body_timeout_s=body_timeout_s,
+                      middlewares=[json_errors])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)

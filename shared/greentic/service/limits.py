@@ -39,7 +39,12 @@ def body_deadline(body_timeout_s: float) -> Any:
                 response = json_error(408, "RequestTimeout",
                                       f"the request body did not arrive within "
                                       f"{body_timeout_s:g} s")
+                # answer and hang up at once, instead of lingering to drain the rest
                 response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                if request.transport is not None:
+                    request.transport.close()
                 return response
         return await handler(request)
 
