@@ -24,7 +24,7 @@ from greentic.config.settings import Settings
 from greentic.errors import StoreUnavailable, SubjectError
 from greentic.runner.stores import Stores, open_stores
 from greentic.service.limits import limited_app, limited_runner
-from greentic.service.web import json_error, json_errors
+from greentic.service.web import decode_json, json_error, json_errors
 from greentic.session.model import SessionKey, parse_session_key, session_document
 
 log = structlog.get_logger(__name__)
@@ -165,7 +165,7 @@ class AdminApi:
                                          "(packs are shared by the bundle's tenants)")
         body = await request.read()
         try:
-            document = msgspec.json.decode(body)
+            document = decode_json(body)
         except msgspec.DecodeError as exc:
             raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
         if not isinstance(document, dict):
@@ -183,7 +183,7 @@ class AdminApi:
                               f"{PACK_DEPLOY_SUBJECT} within {timeout:g} s "
                               "(GREENTIC_ADMIN_DEPLOY_TIMEOUT_S); the deploy may still finish")
         try:
-            answer = msgspec.json.decode(reply.data)
+            answer = decode_json(reply.data)
         except msgspec.DecodeError:
             return json_error(502, "BadGateway", "the pack-loader's answer is not JSON")
         failed = isinstance(answer, dict) and "error" in answer

@@ -20,7 +20,8 @@ from aiohttp import web
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, secret_matches
+from greentic.providers.webhooks import InboundEvent, dig, objects, secret_matches
+from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 KIND = "slack"
@@ -39,16 +40,18 @@ class SlackWebhook:
     async def receive(self, request: web.Request, body: bytes, channel: ChannelInstance
                       ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+        fresh = timestamp.isascii() and timestamp.isdigit() and \
+            abs(time.time() - int(timestamp)) <= MAX_SKEW_S
+        if not fresh:
             raise web.HTTPUnauthorized(text="missing or stale X-Slack-Request-Timestamp")
         expected = slack_signature(channel.secret("signing_secret"), timestamp, body)
         if not secret_matches(request.headers.get("X-Slack-Signature", ""), expected):
             raise web.HTTPUnauthorized(text="bad X-Slack-Signature")
         try:
             if request.content_type == "application/x-www-form-urlencoded":
-                payload = msgspec.json.decode(parse_qs(body.decode())["payload"][0])
+                payload = decode_json(parse_qs(body.decode())["payload"][0])
                 return None, _interaction(payload)
-            payload = msgspec.json.decode(body)
+            payload = decode_json(body)
         except (msgspec.DecodeError, KeyError, UnicodeDecodeError) as exc:
             raise web.HTTPBadRequest(text=f"not a Slack payload: {exc}") from None
         if not isinstance(payload, dict):
@@ -60,6 +63,10 @@ class SlackWebhook:
         return None, []
 
 
+def _thread(value: Any) -> str | None:
+    return str(value) if value else None
+
+
 def _message(payload: dict[str, Any]) -> list[InboundEvent]:
     event = payload.get("event")
     if not isinstance(event, dict) or event.get("type") not in ("message", "app_mention"):
@@ -69,23 +76,23 @@ def _message(payload: dict[str, Any]) -> list[InboundEvent]:
     return [InboundEvent(event_id=str(payload.get("event_id") or event.get("ts")),
                          conversation=str(event["channel"]), sender=str(event.get("user", "")),
                          text=str(event.get("text") or ""),
-                         thread=event.get("thread_ts") or event.get("ts"), raw=payload)]
+                         thread=_thread(event.get("thread_ts") or event.get("ts")), raw=payload)]
 
 
 def _interaction(payload: Any) -> list[InboundEvent]:
-    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+    if dig(payload, "type") != "block_actions":
         return []
-    actions = payload.get("actions") or []
-    channel = (payload.get("channel") or {}).get("id")
+    actions = objects(payload.get("actions"))
+    channel = dig(payload, "channel", "id")
     if not actions or not channel:
         return []
     value = str(actions[0].get("value") or "")
-    container = payload.get("container") or {}
     return [InboundEvent(event_id=str(payload.get("trigger_id") or actions[0].get("action_ts")),
                          conversation=str(channel),
-                         sender=str((payload.get("user") or {}).get("id", "")), text=value,
-                         value=value, thread=container.get("thread_ts")
-                         or container.get("message_ts"), raw=payload)]
+                         sender=str(dig(payload, "user", "id") or ""), text=value,
+                         value=value, thread=_thread(dig(payload, "container", "thread_ts")
+                                                     or dig(payload, "container", "message_ts")),
+                         raw=payload)]
 
 
 def blocks(envelope: Envelope) -> list[dict[str, Any]]:

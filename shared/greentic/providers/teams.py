@@ -18,7 +18,7 @@ from aiohttp import web
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, decode_json_body
+from greentic.providers.webhooks import InboundEvent, decode_json_body, dig
 from greentic.types.envelope import Envelope
 
 KIND = "teams"
@@ -79,7 +79,7 @@ class TeamsWebhook:
         conversation_id = str(activity["conversation"].get("id") or "")
         return None, [InboundEvent(
             event_id=str(activity.get("id") or ""), conversation=f"{service_url}|{conversation_id}",
-            sender=str((activity.get("from") or {}).get("id") or ""), text=text, value=value,
+            sender=str(dig(activity, "from", "id") or ""), text=text, value=value,
             thread=str(activity.get("id") or ""), raw=activity)]
 
 

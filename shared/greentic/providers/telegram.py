@@ -13,7 +13,7 @@ from aiohttp import web
 from greentic.errors import DeadLetter
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, decode_json_body, secret_matches
+from greentic.providers.webhooks import InboundEvent, decode_json_body, dig, secret_matches
 from greentic.types.envelope import Envelope
 
 KIND = "telegram"
@@ -38,16 +38,17 @@ class TelegramWebhook:
 def _event(update: dict[str, Any]) -> InboundEvent | None:
     event_id = str(update["update_id"])
     message = update.get("message") or update.get("edited_message")
-    if isinstance(message, dict) and isinstance(message.get("chat"), dict):
-        return InboundEvent(event_id=event_id, conversation=str(message["chat"].get("id")),
-                            sender=str((message.get("from") or {}).get("id", "")),
-                            text=str(message.get("text") or message.get("caption") or ""),
+    if isinstance(dig(message, "chat"), dict):
+        return InboundEvent(event_id=event_id, conversation=str(dig(message, "chat", "id")),
+                            sender=str(dig(message, "from", "id") or ""),
+                            text=str(dig(message, "text") or dig(message, "caption") or ""),
                             raw=update)
     query = update.get("callback_query")
-    if isinstance(query, dict) and isinstance((query.get("message") or {}).get("chat"), dict):
-        data = str(query.get("data") or "")
-        return InboundEvent(event_id=event_id, conversation=str(query["message"]["chat"]["id"]),
-                            sender=str((query.get("from") or {}).get("id", "")), text=data,
+    if isinstance(dig(query, "message", "chat"), dict):
+        data = str(dig(query, "data") or "")
+        return InboundEvent(event_id=event_id,
+                            conversation=str(dig(query, "message", "chat", "id")),
+                            sender=str(dig(query, "from", "id") or ""), text=data,
                             value=data, raw=update)
     return None  # other update kinds (joins, polls…) are not conversation input
 

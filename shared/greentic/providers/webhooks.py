@@ -20,6 +20,7 @@ from greentic.bus.subjects import conversation_token
 from greentic.config.bundle import Bundle
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.inbound import publish_inbound
+from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 log = structlog.get_logger(__name__)
@@ -52,14 +53,29 @@ class WebhookProvider(Protocol):
 def decode_json_body(body: bytes) -> Any:
     """A webhook body as JSON, or 400 naming the parse error."""
     try:
-        return msgspec.json.decode(body)
+        return decode_json(body)
     except msgspec.DecodeError as exc:
         raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
 
 
+def dig(value: Any, *path: str) -> Any:
+    """`value[path[0]][path[1]]…` of a decoded JSON body, or None as soon as a level is
+    missing or not an object (a provider payload of the wrong shape is never a crash)."""
+    for name in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list (anything else: none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def secret_matches(given: str, expected: str) -> bool:
     """Constant-time comparison of a presented secret or signature."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def event_message_id(channel: ChannelInstance, event_id: str) -> str:

@@ -16,7 +16,13 @@ from aiohttp import web
 
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, decode_json_body, secret_matches
+from greentic.providers.webhooks import (
+    InboundEvent,
+    decode_json_body,
+    dig,
+    objects,
+    secret_matches,
+)
 from greentic.types.envelope import Envelope
 
 KIND = "whatsapp"
@@ -51,24 +57,22 @@ class WhatsAppWebhook:
 
 def _text_of(message: dict[str, Any]) -> tuple[str, Any]:
     if message.get("type") == "text":
-        return str((message.get("text") or {}).get("body") or ""), None
-    interactive = message.get("interactive") or {}
-    reply = interactive.get("button_reply") or interactive.get("list_reply")
+        return str(dig(message, "text", "body") or ""), None
+    reply = dig(message, "interactive", "button_reply") or dig(message, "interactive",
+                                                               "list_reply")
     if isinstance(reply, dict):
         return str(reply.get("title") or reply.get("id") or ""), reply.get("id")
     if message.get("type") == "button":  # quick-reply button of a template message
-        button = message.get("button") or {}
-        return str(button.get("text") or ""), button.get("payload")
+        return str(dig(message, "button", "text") or ""), dig(message, "button", "payload")
     return "", None
 
 
 def _events(payload: dict[str, Any]) -> list[InboundEvent]:
     events = []
-    for entry in payload["entry"]:
-        for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
-            value = change.get("value") if isinstance(change, dict) else None
-            for message in (value or {}).get("messages") or []:
-                if not isinstance(message, dict) or not message.get("from"):
+    for entry in objects(payload["entry"]):
+        for change in objects(entry.get("changes")):
+            for message in objects(dig(change, "value", "messages")):
+                if not message.get("from"):
                     continue
                 text, chosen = _text_of(message)
                 if not text and chosen is None:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import msgspec
 import nats.errors
 import structlog
 from aiohttp import web
@@ -9,6 +10,41 @@ from aiohttp import web
 log = structlog.get_logger(__name__)
 
 _BODY_HEADERS = {"Content-Type", "Content-Length"}
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays/objects accepted in a request body: whatever ingress accepts must
+still decode at every later hop, wrapped inside an envelope (msgspec gives up near 1000)."""
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays/objects nest in a decoded JSON value (iteratively: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def decode_json(body: bytes | str, type: Any = Any) -> Any:
+    """A request body as JSON (as `type`); msgspec.DecodeError for anything that is not JSON,
+    not of `type`, or nested deeper than MAX_JSON_DEPTH."""
+    try:
+        value = msgspec.json.decode(body)
+    except RecursionError:
+        value = None
+        depth = MAX_JSON_DEPTH + 1
+    else:
+        depth = json_depth(value)
+    if depth > MAX_JSON_DEPTH:
+        raise msgspec.DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value if type is Any else msgspec.convert(value, type)
 
 
 def json_error(status: int, code: str, message: str,

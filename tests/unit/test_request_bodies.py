@@ -1,0 +1,50 @@
+"""Request bodies of any shape: decoded within limits, read without crashing."""
+
+import msgspec
+import pytest
+
+from greentic.errors import EnvelopeError
+from greentic.providers.webchat.activity import Activity
+from greentic.providers.webhooks import dig, objects
+from greentic.service.web import MAX_JSON_DEPTH, decode_json, json_depth
+from greentic.types.envelope import decode_envelope
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_json_nested_up_to_the_limit_is_accepted_and_deeper_is_refused() -> None:
+    assert json_depth(decode_json(nested(MAX_JSON_DEPTH))) == MAX_JSON_DEPTH
+    for depth in (MAX_JSON_DEPTH + 1, 900, 100_000):
+        with pytest.raises(msgspec.DecodeError, match=f"nested deeper than {MAX_JSON_DEPTH}"):
+            decode_json(nested(depth))
+
+
+def test_a_typed_body_keeps_msgspecs_error_naming_the_field() -> None:
+    with pytest.raises(msgspec.DecodeError,
+                       match=r"Expected `str \| null`, got `int` - at `\$.text`"):
+        decode_json(b'{"type": "message", "text": 42}', Activity)
+    assert decode_json(b'{"type": "message", "from": {"id": "u"}}', Activity).from_.id == "u"
+
+
+def test_an_envelope_too_deep_to_decode_is_an_envelope_error_not_a_crash() -> None:
+    with pytest.raises(EnvelopeError, match="not a valid envelope"):
+        decode_envelope(b'{"v": 1, "raw": ' + nested(5000) + b"}")
+
+
+@pytest.mark.parametrize(("value", "path", "expected"), [
+    ({"a": {"b": 1}}, ("a", "b"), 1),
+    ({"a": True}, ("a", "b"), None),
+    ({"a": [1]}, ("a", "b"), None),
+    ("text", ("a",), None),
+    (None, ("a",), None),
+])
+def test_dig_reads_a_path_or_none_whatever_the_shape(value: object, path: tuple[str, ...],
+                                                     expected: object) -> None:
+    assert dig(value, *path) == expected
+
+
+def test_objects_keeps_only_the_objects_of_a_list() -> None:
+    assert objects([{"a": 1}, 2, "x", None, [3]]) == [{"a": 1}]
+    assert objects(True) == [] and objects({"a": 1}) == []
