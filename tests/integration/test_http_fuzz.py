@@ -218,7 +218,8 @@ def test_webhooks_without_valid_credentials(
                                  "conversations/{cid}/activities", "tokens/generate",
                                  "tokens/refresh", "conversations/{cid}/stream"]),
        cid=st.text(max_size=40) | st.sampled_from(["a.b", "*", ">", "a b", "x" * 200]),
-       bearer=st.text(max_size=60) | st.sampled_from(["a.b", "e30.e30", WEBCHAT_SECRET[:-1]]),
+       bearer=st.text(st.characters(blacklist_characters="\r\n"), max_size=60)
+       | st.sampled_from(["a.b", "e30.e30", WEBCHAT_SECRET[:-1]]),
        method=st.sampled_from(["GET", "POST"]), **COMMON_HOSTILE)
 def test_direct_line_without_valid_credentials(
         ingress: InProcessIngress, nothing_published: None, endpoint: str, cid: str,
@@ -292,6 +293,7 @@ WHATSAPP_WORDS = ["entry", "changes", "value", "messages", "from", "id", "type",
 @FUZZ
 @example(entry=[{"changes": True}], raw=None)  # was a 500 (iterating a bool)
 @example(entry=None, raw=b"[" * 5000 + b"]" * 5000)  # was a 500 (RecursionError)
+@example(entry=None, raw=b'"\x80"')  # was a 500 (msgspec's UnicodeDecodeError)
 @example(entry=nested(100), raw=None)  # decodable here, not inside an envelope: refused
 @given(entry=shaped(WHATSAPP_WORDS), raw=st.none() | GARBAGE)
 def test_signed_whatsapp_webhooks_with_hostile_contents(ingress: InProcessIngress, entry: Any,
@@ -340,6 +342,8 @@ def conversation(ingress: InProcessIngress) -> tuple[str, str]:
 
 @FUZZ
 @example(activity=None, raw=None, watermark="9" * 30, method="GET")  # was a 503 (JetStream 400)
+@example(activity=None, raw=b'{"type": "message", "text": "\xff"}', watermark="",
+         method="POST")  # was a 500 (msgspec's UnicodeDecodeError)
 @given(activity=shaped(ACTIVITY_WORDS), raw=st.none() | GARBAGE,
        watermark=st.text(max_size=8) | st.sampled_from(["-1", "²", "9" * 30, "0",
                                                         str(2**63 - 1), str(2**64)]),

@@ -48,3 +48,11 @@ def test_dig_reads_a_path_or_none_whatever_the_shape(value: object, path: tuple[
 def test_objects_keeps_only_the_objects_of_a_list() -> None:
     assert objects([{"a": 1}, 2, "x", None, [3]]) == [{"a": 1}]
     assert objects(True) == [] and objects({"a": 1}) == []
+
+
+@pytest.mark.parametrize("body", [b'"\x80"', b'{"type": "message", "text": "\xff\xfe"}'])
+def test_invalid_utf8_inside_a_string_is_a_decode_error(body: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError, match="invalid UTF-8"):
+        decode_json(body)
+    with pytest.raises(EnvelopeError):
+        decode_envelope(body)

@@ -37,6 +37,8 @@ def decode_json(body: bytes | str, type: Any = Any) -> Any:
     not of `type`, or nested deeper than MAX_JSON_DEPTH."""
     try:
         value = msgspec.json.decode(body)
+    except UnicodeDecodeError as exc:  # msgspec's own error for bad UTF-8 inside a string
+        raise msgspec.DecodeError(f"invalid UTF-8: {exc.reason}") from None
     except RecursionError:
         value = None
         depth = MAX_JSON_DEPTH + 1

@@ -153,7 +153,7 @@ class DirectLine:
 
     async def anonymous_token(self, request: web.Request) -> web.Response:
         try:
-            wanted = msgspec.json.decode(await request.read(), type=AnonymousTokenRequest)
+            wanted = decode_json(await request.read(), AnonymousTokenRequest)
         except msgspec.DecodeError as exc:
             return _error(400, "BadArgument", f"expected {{tenant, team, channel}}: {exc}")
         if (wanted.tenant, wanted.team, wanted.channel) not in self.anonymous:
