@@ -16,18 +16,26 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import jwt
 import pytest
+import structlog
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from structlog.testing import LogCapture
 
 from greentic.bus.topology import HOPS, WEBCHAT_STREAM
 from greentic.providers.slack import slack_signature
+from greentic.telemetry.tracing import configure_tracing
 from tests.integration.inprocess import InProcessIngress
 
 EXAMPLES = int(os.environ.get("GREENTIC_FUZZ_EXAMPLES", "150"))
@@ -67,8 +75,32 @@ RUN: Counter[str] = Counter()
 """Examples sent per entry point (printed at the end of the module)."""
 
 
+@dataclass
+class Observed:
+    """Every span and log line the ingress produced during the module."""
+
+    spans: InMemorySpanExporter
+    logs: LogCapture
+
+
 @pytest.fixture(scope="module")
-def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessIngress]:
+def observed() -> Iterator[Observed]:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = configure_tracing("fuzz")
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    logs = LogCapture()
+    previous = structlog.get_config()
+    structlog.configure(processors=[logs])
+    yield Observed(spans, logs)
+    structlog.configure(**previous)
+    spans.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ingress(tmp_path_factory: pytest.TempPathFactory,
+            observed: Observed) -> Iterator[InProcessIngress]:
     running = InProcessIngress(Path(tmp_path_factory.mktemp("fuzz")), BUNDLE, env={
         "GREENTIC_ADMIN_TOKENS": f"{ADMIN_TOKEN},acme:{ACME_ADMIN_TOKEN}",
         "GREENTIC_ADMIN_DEPLOY_TIMEOUT_S": "0.2", "GREENTIC_HTTP_BODY_TIMEOUT_S": "5"}).start()
@@ -389,3 +421,16 @@ def test_after_the_fuzzing_the_server_still_takes_a_real_message(
                           b'{"type": "message", "text": "still here"}', "direct line signed")
     assert status == 200 and json.loads(answer)["id"]
     assert stream_counts(ingress)[0] == before + 1
+
+
+def test_no_secret_value_in_any_log_line_or_span(ingress: InProcessIngress,
+                                                 observed: Observed) -> None:
+    """After all of the above (refusals, signature failures, admin 401s/403s): every log line
+    and every span (name, attributes, recorded exceptions) is free of secret values."""
+    finished = observed.spans.get_finished_spans()
+    assert finished, "spans were recorded"
+    assert observed.logs.entries, "log lines were recorded"
+    texts = [repr(entry) for entry in observed.logs.entries] + [span.to_json() for span in finished]
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, (secret, text[:500])
