@@ -3,7 +3,9 @@
 import pytest
 
 from greentic.admin.tokens import AdminScope, parse_admin_tokens
+from greentic.config.settings import load_settings
 from greentic.errors import ConfigError
+from greentic.providers.ingress import IngressService
 
 ALL = "all-tenants-token-0123456789"
 ACME = "acme-only-token-0123456789"
@@ -44,9 +46,6 @@ def test_malformed_entries_are_refused_naming_the_entry_not_the_token(text: str,
 
 
 def test_the_admin_api_may_not_share_the_public_port() -> None:
-    from greentic.config.settings import load_settings
-    from greentic.providers.ingress import IngressService
-
     settings = load_settings({"GREENTIC_ADMIN_TOKENS": ALL, "GREENTIC_HTTP_PORT": "9000",
                               "GREENTIC_ADMIN_PORT": "9000"})
     with pytest.raises(ConfigError, match="GREENTIC_ADMIN_PORT=9000: the admin API needs its own"):

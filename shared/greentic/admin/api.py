@@ -26,6 +26,7 @@ from greentic.runner.stores import Stores, open_stores
 from greentic.service.limits import limited_app, limited_runner
 from greentic.service.web import decode_json, json_error, json_errors
 from greentic.session.model import SessionKey, parse_session_key, session_document
+from greentic.session.store import RecordSessionStore
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,6 @@ class AdminApi:
         self.js = js
         self._stores: Stores | None = None
         self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # --- server -------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -70,8 +70,8 @@ class AdminApi:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.admin_host, self.settings.admin_port)
         await site.start()
-        self.port = self._runner.addresses[0][1]
-        log.info("admin API listening", host=self.settings.admin_host, port=self.port)
+        log.info("admin API listening", host=self.settings.admin_host,
+                 port=self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -110,7 +110,7 @@ class AdminApi:
         return key
 
     # --- sessions -------------------------------------------------------------------
-    async def _sessions(self) -> Any:
+    async def _sessions(self) -> RecordSessionStore:
         if self.settings.session_backend == "memory":
             raise web.HTTPNotImplemented(text="GREENTIC_SESSION_BACKEND=memory: sessions live "
                                               "inside the executor process")
