@@ -1,6 +1,7 @@
 """The admin API: its own port, bearer tokens, tenant scoping, pack deploy over NATS."""
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -227,3 +228,13 @@ async def test_pack_deploy_refuses_scoped_tokens_and_bad_bodies(
     await sub.unsubscribe()
     assert answer[0] == status
     assert forwarded == []
+
+
+def test_without_tokens_there_is_no_admin_api(tmp_path: Path) -> None:
+    bare = InProcessIngress(tmp_path, BUNDLE).start()
+    try:
+        assert bare.service is not None and bare.service.admin is None
+        with pytest.raises(OSError):  # nothing listens on the admin port
+            socket.create_connection(("127.0.0.1", bare.admin_port), timeout=5).close()
+    finally:
+        bare.stop()
