@@ -60,8 +60,9 @@ async def _traced(request: web.Request, handler: Any) -> web.StreamResponse:
     `traceparent`), so the publish and every later hop join the caller's trace."""
     if request.method == "GET":
         return await handler(request)
+    # an unmatched path is the client's text (scanners, typos): never a span name
     route = request.match_info.route.resource.canonical if request.match_info.route.resource \
-        else request.path
+        else "unmatched"
     with span(f"{request.method} {route}", kind=SpanKind.SERVER, headers=request.headers,
               attributes={"http.request.method": request.method, "http.route": route}) as current:
         response = await handler(request)
