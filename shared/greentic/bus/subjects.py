@@ -81,6 +81,13 @@ def stage_filter(stage: Stage) -> str:
     return f"{ROOT}.{stage}.>"
 
 
+def tenant_filters(env: str, tenant: str) -> list[str]:
+    """The wildcards covering one tenant's messages on every hop, and nothing else (what a
+    tenant-scoped `greentic tap` subscribes to, so NATS permissions can enforce the scope)."""
+    return [f"{ROOT}.{stage}.{validate_token('env', env)}.{validate_token('tenant', tenant)}.>"
+            for stage in STAGES]
+
+
 def deadletter_subject(stage: Stage) -> str:
     """Where messages that one hop could not handle end up, with the reason in a header."""
     return f"{DEADLETTER_PREFIX}.{stage}"

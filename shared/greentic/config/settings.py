@@ -37,7 +37,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     public_url: str = ""
     """Ingress: the URL users reach it at (default http://127.0.0.1:<http_port>)."""
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024
-    """Ingress: request bodies above this are refused with 413."""
+    """Ingress (public and admin API): request bodies above this are refused with 413."""
+    http_body_timeout_s: Positive = 30.0
+    """Every HTTP server (public, admin, health): a request body that has not fully arrived
+    after this long is refused with 408 and its connection closed."""
+    admin_host: str = "127.0.0.1"
+    """Ingress: address of the admin API (sessions, pack deploy); keep it off public networks."""
+    admin_port: Port = 8082
+    """Ingress: port of the admin API, never the public port (0 picks a free one)."""
+    admin_tokens: str = ""
+    """Ingress: bearer tokens of the admin API, comma-separated; each `TOKEN` (all tenants) or
+    `TENANT:TOKEN` (that tenant only); at least 16 characters, no `:` or `,`. Empty: the admin
+    API is not started."""
+    admin_deploy_timeout_s: Positive = 60.0
+    """Ingress: how long `POST /admin/packs/deploy` waits for the pack-loader's answer (504)."""
     ack_wait_s: Positive = 30.0
     """Seconds a consumer waits for an ack before redelivering (a crashed worker's messages)."""
     max_deliver: Annotated[int, msgspec.Meta(ge=2)] = 5

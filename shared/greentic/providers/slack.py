@@ -27,6 +27,7 @@ from greentic.providers.webhooks import (
     optional_text,
     secret_matches,
 )
+from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 KIND = "slack"
@@ -45,7 +46,9 @@ class SlackWebhook:
     async def receive(self, request: web.Request, body: bytes, channel: ChannelInstance
                       ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+        fresh = timestamp.isascii() and timestamp.isdigit() and \
+            abs(time.time() - int(timestamp)) <= MAX_SKEW_S
+        if not fresh:
             raise web.HTTPUnauthorized(text="missing or stale X-Slack-Request-Timestamp")
         expected = slack_signature(channel.secret("signing_secret"), timestamp, body)
         if not secret_matches(request.headers.get("X-Slack-Signature", ""), expected):
@@ -59,9 +62,9 @@ def parse_body(body: bytes, content_type: str
     is not a Slack payload."""
     try:
         if content_type == "application/x-www-form-urlencoded":
-            payload = msgspec.json.decode(parse_qs(body.decode())["payload"][0])
+            payload = decode_json(parse_qs(body.decode())["payload"][0])
             return None, _interaction(payload)
-        payload = msgspec.json.decode(body)
+        payload = decode_json(body)
     except (msgspec.DecodeError, KeyError, UnicodeDecodeError) as exc:
         raise web.HTTPBadRequest(text=f"not a Slack payload: {exc}") from None
     if not isinstance(payload, dict):

@@ -20,6 +20,7 @@ from greentic.bus.subjects import conversation_token
 from greentic.config.bundle import Bundle
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.inbound import publish_inbound
+from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 log = structlog.get_logger(__name__)
@@ -52,7 +53,7 @@ class WebhookProvider(Protocol):
 def decode_json_body(body: bytes) -> Any:
     """A webhook body as JSON, or 400 naming the parse error."""
     try:
-        return msgspec.json.decode(body)
+        return decode_json(body)
     except msgspec.DecodeError as exc:
         raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
 
@@ -75,7 +76,7 @@ def optional_text(value: Any) -> str | None:
 
 def secret_matches(given: str, expected: str) -> bool:
     """Constant-time comparison of a presented secret or signature."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def event_message_id(channel: ChannelInstance, event_id: str) -> str:
