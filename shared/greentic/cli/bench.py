@@ -293,12 +293,18 @@ _spin = click.option("--spin", default=0, show_default=True,
 @click.option("--messages", default=25, show_default=True, help="Per conversation.")
 @click.option("--executors", default=1, show_default=True)
 @click.option("--rate", type=float, help="Offer this many messages/s instead of the maximum.")
+@click.option("--duration", type=float,
+              help="With --rate: offer it for this many seconds (sets --messages).")
 @_spin
 @click.option("--profile", type=click.Path(file_okay=False, path_type=Path),
               help="Record every service with py-spy into this directory and summarise.")
-def e2e(conversations: int, messages: int, executors: int, rate: float | None, spin: int,
-        profile: Path | None) -> None:
+def e2e(conversations: int, messages: int, executors: int, rate: float | None,
+        duration: float | None, spin: int, profile: Path | None) -> None:
     """WebChat conversations through all five services vs a raw-NATS baseline, same run."""
+    if duration is not None:
+        if rate is None:
+            raise click.BadParameter("needs --rate", param_hint="--duration")
+        messages = max(1, -(-round(rate * duration) // conversations))
     asyncio.run(_e2e(conversations, messages, [executors], rate, spin, profile, None,
                      Console(width=150)))
 
