@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean browser-tools test-concurrency-redis bench-sessions chaos
+.PHONY: demo test lint clean browser-tools registry-tools registry chaos test-concurrency-redis bench-sessions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,20 @@ browser-tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: $(STAMP) browser-tools
+# The OCI pack tests push to and pull from a real registry: Debian's docker-registry
+# (CNCF distribution), started by the tests themselves on a free loopback port.
+registry-tools:
+	@[ -x /usr/bin/docker-registry ] || { \
+	  command -v apt-get >/dev/null || { echo "install the Debian package docker-registry first"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; \
+	}
+
+# A local pack registry on 127.0.0.1:5000 (foreground; Ctrl-C stops it).
+registry: registry-tools
+	mkdir -p .greentic/registry
+	docker-registry serve examples/registry/config.yml
+
+test: $(STAMP) browser-tools registry-tools
 	$(BIN)/ruff check shared services tests
 	$(BIN)/pytest
 

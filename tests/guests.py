@@ -9,7 +9,7 @@ EXAMPLES = ROOT / "examples" / "components"
 BUILD_CACHE = ROOT / ".greentic" / "cache" / "builds"
 COMPILE_CACHE = ROOT / ".greentic" / "cache" / "components"
 """Compiled guests (Component.serialize), shared by the tests and the executors they start."""
-GUESTS = ("tiny", "echo", "hostile", "orders", "calc")
+GUESTS = ("tiny", "echo", "hostile", "orders", "calc", "spinner")
 
 
 def build_guest(name: str, out_dir: Path) -> Path:

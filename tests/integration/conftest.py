@@ -8,6 +8,7 @@ import nats
 import pytest
 
 from tests.integration.platform import Platform, make_platform
+from tests.integration.registry import registry  # noqa: F401  (a real OCI registry)
 
 
 @pytest.fixture(scope="module")

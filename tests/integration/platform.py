@@ -206,19 +206,21 @@ def write_default_packs(root: Path) -> None:
 
 
 def make_platform(root: Path, extra_channels: dict | None = None,
-                  extra_packs: dict[str, str] | None = None, *, bundle: dict | None = None,
+                  extra_packs: dict[str, str | dict] | None = None, *,
+                  bundle: dict | None = None,
                   write_packs: Callable[[Path], None] = write_default_packs,
                   nats_nodes: int = 1, **extra_env: str) -> Platform:
-    """Write the test bundle (or `bundle`), plus `extra_channels` and `extra_packs` {id: dir}
-    for acme/support, and packs under `root`, and start everything (on a cluster of
-    `nats_nodes` nats-servers when more than one)."""
+    """Write the test bundle (or `bundle`), plus `extra_channels` and `extra_packs` {id: path
+    or pack source} for acme/support, and packs under `root`, and start everything (on a
+    cluster of `nats_nodes` nats-servers when more than one)."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     write_packs(root)
     bundle = json.loads(json.dumps(bundle or BUNDLE))
     if "acme" in bundle["tenants"]:
         bundle["tenants"]["acme"]["teams"]["support"]["channels"].update(extra_channels or {})
         for pack_id, directory in (extra_packs or {}).items():
-            bundle["packs"][pack_id] = {"path": directory}
+            bundle["packs"][pack_id] = \
+                {"path": directory} if isinstance(directory, str) else directory
             bundle["tenants"]["acme"]["packs"].append(pack_id)
     (root / "bundle.yaml").write_text(json.dumps(bundle))  # JSON is YAML
     nodes = [NatsNode(f"n{i}", free_port(), free_port(), free_port()) for i in range(nats_nodes)]

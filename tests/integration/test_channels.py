@@ -4,6 +4,8 @@ import asyncio
 import datetime
 import json
 import time
+import urllib.error
+import urllib.request
 
 import aiohttp
 import nats
@@ -29,7 +31,10 @@ CHANNELS = {
 }
 
 
-platform = channel_platform("channels", CHANNELS, TEST_SLACK_BOT_TOKEN=SLACK_TOKEN)
+ADMIN_TOKEN, ADMIN_PORT = "channels-admin-token-0123456789", free_port()
+platform = channel_platform("channels", CHANNELS, TEST_SLACK_BOT_TOKEN=SLACK_TOKEN,
+                            GREENTIC_ADMIN_TOKENS=f"acme:{ADMIN_TOKEN}",
+                            GREENTIC_ADMIN_PORT=str(ADMIN_PORT))
 
 
 double = provider_double(DOUBLE_PORT)
@@ -192,11 +197,28 @@ async def test_a_permanent_provider_refusal_is_dead_lettered_with_the_reason(
     assert TELEGRAM_TOKEN not in dead.headers["Greentic-Dead-Reason"]
 
 
-def test_no_secret_value_appears_in_any_log(platform: Platform) -> None:
+def admin_status(token: str, path: str = "/admin/sessions") -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{ADMIN_PORT}{path}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_no_secret_value_appears_in_any_log_or_error(platform: Platform) -> None:
     """Runs after the module's other tests: tokens were used, signatures checked, requests
-    refused and dead-lettered — none of the secret values may show up in a log line."""
+    refused and dead-lettered, the admin API called with good and near-miss tokens — none of
+    the secret values may show up in a log line or an error answer."""
+    answers = [admin_status(token) for token in (ADMIN_TOKEN[:-1], ADMIN_TOKEN + "x",
+                                                 f"acme:{ADMIN_TOKEN}", ADMIN_TOKEN)]
+    answers.append(admin_status(ADMIN_TOKEN, "/admin/sessions?tenant=globex"))
+    answers.append(admin_status(ADMIN_TOKEN, "/admin/sessions/dev.globex.sales.webchat.c"))
+    assert [status for status, _ in answers] == [401, 401, 401, 200, 403, 403]
     for service in ("ingress", "router", "executor", "egress", "pack-loader"):
         log = platform.log(service)
         assert log, service
-        for value in (SLACK_SECRET, SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN):
+        for value in (SLACK_SECRET, SLACK_TOKEN, TELEGRAM_SECRET, TELEGRAM_TOKEN, ADMIN_TOKEN):
             assert value not in log, (service, value)
+            assert all(value.encode() not in body for _, body in answers)

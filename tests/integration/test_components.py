@@ -57,7 +57,8 @@ SHOP_COMPONENTS = [
     {"id": "echo", "world": "seed", "wasm": "components/echo.wasm"},
     {"id": "tiny", "world": "seed", "wasm": "components/tiny.wasm"},
     {"id": "hostile", "world": "seed", "wasm": "components/hostile.wasm",
-     "capabilities": {"limits": {"timeout_ms": 200, "memory_mib": 48}}},
+     # fuel beyond the deadline's reach: the loop is stopped by the deadline, not by fuel
+     "capabilities": {"limits": {"timeout_ms": 200, "memory_mib": 48, "fuel": 10**12}}},
     {"id": "orders", "world": "node", "wasm": "components/orders.wasm",
      "operations": ["lookup", "peek"],
      "capabilities": {"host": ["state", "secrets"], "secrets": ["api-key"]}},

@@ -141,18 +141,6 @@ async def test_message_for_an_unknown_channel_is_dead_lettered_with_the_reason(
     assert "no flow for tenant 'nobody'" in dead[0].headers[h.DEAD_REASON]
 
 
-async def test_envelope_claiming_another_tenant_than_its_subject_is_dead_lettered(
-        platform: Platform, js: nats.js.JetStreamContext) -> None:
-    before = await deadletter_seq(js)
-    forged = Envelope(id="forged-1", ctx=TenantCtx("dev", "globex", "sales"), channel="webchat",
-                      provider="webchat", conversation="c1", text="let me in")
-    await js.publish("greentic.messaging.ingress.dev.acme.support.webchat",
-                     encode_envelope(forged), headers={h.MSG_ID: forged.id})
-    dead = await dead_letters(js, before)
-    assert [d.headers[h.DEAD_REASON] for d in dead] == [
-        "envelope tenant/channel does not match its subject"]
-
-
 async def test_a_flow_that_is_not_published_ends_in_the_dead_letters_after_retries(
         platform: Platform, http: aiohttp.ClientSession, js: nats.js.JetStreamContext) -> None:
     before = await deadletter_seq(js)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from greentic.flow import FlowValidationError, check_flow, load_flow
 from greentic.flow.sidecar import read_sidecar
+from tests.mutation import MUTATIONS, mutate
 
 REFERENCE_FLOWS = Path(__file__).parents[3] / "shared" / "greentic-examples" / "flows"
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -159,30 +160,6 @@ def test_the_resolve_sidecar_binds_nodes_to_components(tmp_path: Path) -> None:
         read_sidecar(bad)
 
 
-MUTATIONS = st.sampled_from(["delete", "duplicate", "retype", "garble"])
-
-
-def _mutate(doc: object, path: list, action: str, value: object) -> object:
-    if not path:
-        return value if action in ("retype", "garble") else doc
-    key, rest = path[0], path[1:]
-    if isinstance(doc, dict) and doc:
-        key = list(doc)[key % len(doc)]
-        copy = dict(doc)
-        if not rest and action == "delete":
-            copy.pop(key)
-        elif not rest and action == "duplicate":
-            copy[f"{key}_copy"] = doc[key]
-        else:
-            copy[key] = _mutate(doc[key], rest, action, value)
-        return copy
-    if isinstance(doc, list) and doc:
-        copy = list(doc)
-        copy[key % len(doc)] = _mutate(doc[key % len(doc)], rest, action, value)
-        return copy
-    return value
-
-
 YAML_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
@@ -194,7 +171,7 @@ YAML_VALUES = st.recursive(
 @given(path=st.lists(st.integers(0, 20), max_size=5), action=MUTATIONS, value=YAML_VALUES)
 def test_mutated_valid_flows_end_in_an_ir_or_a_validation_error(path, action, value) -> None:
     doc = yaml.safe_load(VALID)
-    mutated = yaml.safe_dump(_mutate(doc, path, action, value), allow_unicode=True)
+    mutated = yaml.safe_dump(mutate(doc, path, action, value), allow_unicode=True)
     try:
         load_flow(mutated, "m.ygtc")
     except FlowValidationError as exc:

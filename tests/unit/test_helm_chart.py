@@ -124,6 +124,8 @@ class TestLintAndSchemas:
         (("extraEnv.NOT_OURS=1",), "NOT_OURS"),
         (("logLevel=loud",), "/logLevel"),
         (("unknownKey=1",), "unknownKey"),
+        (("ports.admin=0",), "/ports/admin"),
+        (("admin.enabled=yes",), "/admin/enabled"),
     ])
     def test_bad_values_fail_with_a_schema_error(self, helm: Helm, chart: Path,
                                                  sets: tuple[str, ...], message: str) -> None:
@@ -137,6 +139,9 @@ class TestLintAndSchemas:
         (("terminationGracePeriodSeconds=31", "drainTimeoutSeconds=30"),
          "must exceed preStopSleepSeconds + drainTimeoutSeconds"),
         (("sessions.backend=redis",), "needs sessions.redis.url"),
+        (("admin.enabled=true",), "admin.enabled needs admin.tokens or admin.existingSecret"),
+        (("admin.enabled=true", "admin.tokens=t0123456789abcdef", "ports.admin=8080"),
+         "ports.admin must differ from ports.http"),
     ])
     def test_values_the_schema_cannot_relate_fail_at_render(self, helm: Helm, chart: Path,
                                                             sets: tuple[str, ...],
@@ -270,7 +275,10 @@ class TestAroundTheWorkloads:
                             if any(p["port"] == "http" for p in r["ports"])]
             assert bool(from_outside) == (svc == "ingress"), svc
             for rule in spec["ingress"]:
-                assert {p["port"] for p in rule["ports"]} <= {"http", "health"}
+                ports = {p["port"] for p in rule["ports"]}
+                assert ports <= {"http", "health", "admin"}
+                if "admin" in ports:  # only ingress serves it, only to the listed peers
+                    assert (svc, ports) == ("ingress", {"admin"}) and rule["from"]
             ports = [p["port"] for rule in spec["egress"] for p in rule["ports"]]
             assert 53 in ports and 4222 in ports, svc
             assert (443 in ports) == (svc in ("ingress", "egress", "pack-loader")), svc
@@ -318,3 +326,64 @@ class TestAroundTheWorkloads:
         assert env["GREENTIC_NATS_CREDS"] == "/etc/greentic/nats/nats.creds"
         assert int(env["GREENTIC_EXECUTOR_REPLICAS"]) > 1
         assert env["GREENTIC_SESSION_BACKEND"] == "redis"
+
+
+class TestAdminApi:
+    TOKENS = "all-tenants-token-0123456789,acme:acme-only-token-0123456789"
+
+    def test_off_by_default_no_port_service_or_tokens(self, helm: Helm, chart: Path) -> None:
+        text = render(helm, chart).stdout
+        assert "greentic-admin" not in {s["metadata"]["name"] for s in of_kind(text, "Service")}
+        ingress = named(text, "Deployment", "greentic-ingress")
+        (container,) = ingress["spec"]["template"]["spec"]["containers"]
+        assert [p["name"] for p in container["ports"]] == ["http", "health"]
+        assert "GREENTIC_ADMIN_TOKENS" not in {e["name"] for e in container["env"]}
+        assert "GREENTIC_ADMIN_PORT" not in named(text, "ConfigMap", "greentic-env")["data"]
+
+    def test_enabled_it_has_its_own_port_and_service_and_is_never_in_the_ingress(
+            self, helm: Helm, chart: Path) -> None:
+        escaped = self.TOKENS.replace(",", "\\,")  # --set splits on commas
+        text = render(helm, chart, sets=("admin.enabled=true", f"admin.tokens={escaped}",
+                                         "publicIngress.enabled=true",
+                                         "publicIngress.hosts={chat.example.com}",
+                                         "networkPolicy.adminFrom[0].podSelector.matchLabels"
+                                         ".role=ops")).stdout
+        secret = named(text, "Secret", "greentic-admin")
+        assert secret["stringData"] == {"admin-tokens": self.TOKENS}
+        ingress = named(text, "Deployment", "greentic-ingress")
+        (container,) = ingress["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": 8080, "health": 8081, "admin": 8082}
+        tokens = next(e for e in container["env"] if e["name"] == "GREENTIC_ADMIN_TOKENS")
+        assert tokens["valueFrom"]["secretKeyRef"] == {"name": "greentic-admin",
+                                                       "key": "admin-tokens"}
+        for other in ("router", "executor", "egress", "pack-loader"):
+            pod = named(text, "Deployment", f"greentic-{other}")["spec"]["template"]["spec"]
+            assert "GREENTIC_ADMIN_TOKENS" not in {e["name"] for e in
+                                                   pod["containers"][0].get("env", [])}
+        service = named(text, "Service", "greentic-admin")
+        assert service["spec"]["type"] == "ClusterIP"
+        assert service["spec"]["ports"] == [{"name": "admin", "port": 8082,
+                                             "targetPort": "admin", "protocol": "TCP"}]
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == "ingress"
+        assert [p["name"] for p in named(text, "Service", "greentic-ingress")["spec"]["ports"]] \
+            == ["http"]
+        (public,) = of_kind(text, "Ingress")
+        backends = [path["backend"]["service"] for rule in public["spec"]["rules"]
+                    for path in rule["http"]["paths"]]
+        assert backends == [{"name": "greentic-ingress", "port": {"name": "http"}}]
+        policy = named(text, "NetworkPolicy", "greentic-ingress")["spec"]
+        (admin_rule,) = [r for r in policy["ingress"] if r["ports"][0]["port"] == "admin"]
+        assert admin_rule["from"] == [{"podSelector": {"matchLabels": {"role": "ops"}}}]
+        env = named(text, "ConfigMap", "greentic-env")["data"]
+        settings = load_settings({**env, "GREENTIC_ADMIN_TOKENS": self.TOKENS})
+        assert (settings.admin_host, settings.admin_port) == ("0.0.0.0", 8082)
+
+    def test_production_takes_tokens_from_an_existing_secret_and_reads_redis_sessions(
+            self, helm: Helm, chart: Path) -> None:
+        text = render(helm, chart, str(PRODUCTION)).stdout
+        ingress = named(text, "Deployment", "greentic-ingress")
+        (container,) = ingress["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+        assert env["GREENTIC_ADMIN_TOKENS"] == "greentic-admin"
+        assert env["GREENTIC_REDIS_URL"] == "greentic-redis"  # the session endpoints need it

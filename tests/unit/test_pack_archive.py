@@ -229,3 +229,19 @@ class TestMalformedArchives:
 
     def test_pack_errors_are_greentic_errors(self) -> None:
         assert issubclass(PackError, GreenticError)
+
+
+class TestHeadersZipfileCannotRead:
+    """Found by tests/unit/test_pack_fuzz.py: zipfile raises NotImplementedError for these."""
+
+    def test_a_zip_version_zipfile_does_not_support_is_a_pack_error(self, signed: bytes) -> None:
+        central = signed.index(b"PK\x01\x02")
+        forged = signed[:central + 6] + bytes([84]) + signed[central + 7:]  # needs version 8.4
+        with pytest.raises(PackError, match=r"not a ZIP archive: zip file version 8.4"):
+            read_zip(forged)
+
+    def test_a_strong_encryption_flag_is_a_pack_error(self, signed: bytes) -> None:
+        flags = signed.index(b"PK\x01\x02") + 8  # the first entry's general-purpose flags
+        forged = signed[:flags] + bytes([signed[flags] | 0x40]) + signed[flags + 1:]
+        with pytest.raises(PackError, match=r"assets/img/logo.svg: unreadable: strong encryption"):
+            read_zip(forged)

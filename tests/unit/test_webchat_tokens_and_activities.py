@@ -34,6 +34,8 @@ def test_a_token_round_trips_its_claims() -> None:
     lambda t: "x" + t,
     lambda t: t.replace(".", ""),
     lambda t: "",
+    lambda t: t.split(".")[0] + ".\x80",       # non-ASCII signature (was a TypeError)
+    lambda t: t.split(".")[0] + ".\udcff",     # an undecodable header byte
 ])
 def test_forged_tokens_are_refused(mangle) -> None:
     with pytest.raises(TokenError):

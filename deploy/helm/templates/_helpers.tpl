@@ -114,6 +114,12 @@ app.kubernetes.io/component: {{ .service }}
 {{- if and (eq .Values.sessions.backend "redis") (not (or .Values.sessions.redis.url .Values.sessions.redis.existingSecret)) }}
 {{- fail "sessions.backend=redis needs sessions.redis.url or sessions.redis.existingSecret" }}
 {{- end }}
+{{- if and .Values.admin.enabled (not (or .Values.admin.tokens .Values.admin.existingSecret)) }}
+{{- fail "admin.enabled needs admin.tokens or admin.existingSecret (GREENTIC_ADMIN_TOKENS)" }}
+{{- end }}
+{{- if and .Values.admin.enabled (eq (int .Values.ports.admin) (int .Values.ports.http)) }}
+{{- fail "ports.admin must differ from ports.http: the admin API is never on the public port" }}
+{{- end }}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}
 {{- end }}

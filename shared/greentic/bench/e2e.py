@@ -6,6 +6,7 @@ what nats-py can do on this machine at all."""
 import asyncio
 import json
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,19 +19,84 @@ import nats
 from nats.js.api import StorageType, StreamConfig
 
 from greentic.bench.procstat import cpu_seconds, rss_mib
+from greentic.bus.topology import HOPS
 from greentic.cli.processes import SERVICES, free_port, is_ready, start_service, stop_processes
+from greentic.component.build import build
 
 PAYLOAD_BYTES = 600
+# each turn: one component call, then a reply naming the session's turn (a session write)
 BENCH_FLOW = """\
 id: bench
 type: messaging
-start: answer
+start: work
 nodes:
+  work:
+    component.exec:
+      component: work
+      input: "{{input.text}}"
+    routing: [{status: ok, to: answer}, {status: error, to: failed}]
   answer:
     templating.handlebars:
-      text: "turn {{session.turn}}: {{input.text}}"
+      text: "turn {{session.turn}}: {{prev.text}}"
+    routing: reply
+  failed:
+    templating.handlebars:
+      text: "error {{prev.error.code}}: {{prev.error.message}}"
     routing: reply
 """
+# The `work` component (seed world): spins `iterations` times inside wasm (a stand-in for a
+# component doing real work, 0 = none), then answers with the text uppercased.
+WORK_WIT = "package bench:work;\n\nworld work {\n  include greentic:component/component;\n}\n"
+WORK_WAT = """\
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32)
+        (param $size i32) (result i32)
+    (local $at i32)
+    (local.set $at (i32.and (i32.add (global.get $heap)
+                                     (i32.sub (local.get $align) (i32.const 1)))
+                            (i32.sub (i32.const 0) (local.get $align))))
+    (global.set $heap (i32.add (local.get $at) (local.get $size)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.add (i32.shr_u (global.get $heap) (i32.const 16))
+                                              (i32.const 1)))
+                        (i32.const -1))
+              (then unreachable))))
+    (local.get $at))
+  (func (export "execute") (param $id i32) (param $id_len i32) (param $content i32)
+        (param $content_len i32) (param $sender i32) (param $sender_len i32) (param $ts i64)
+        (result i32)
+    (local $i i32)
+    (local $c i32)
+    (local $spin i32)
+    (local.set $spin (i32.const {iterations}))
+    (block $spun
+      (loop $again
+        (br_if $spun (i32.eqz (local.get $spin)))
+        (local.set $spin (i32.sub (local.get $spin) (i32.const 1)))
+        (br $again)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $content_len)))
+        (local.set $c (i32.load8_u (i32.add (local.get $content) (local.get $i))))
+        (if (i32.and (i32.ge_u (local.get $c) (i32.const 97))
+                     (i32.le_u (local.get $c) (i32.const 122)))
+          (then (i32.store8 (i32.add (local.get $content) (local.get $i))
+                            (i32.sub (local.get $c) (i32.const 32)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.store8 (i32.const 64) (i32.const 1))
+    (i32.store8 (i32.const 68) (i32.const 1))
+    (i32.store (i32.const 72) (local.get $content))
+    (i32.store (i32.const 76) (local.get $content_len))
+    (i32.store8 (i32.const 80) (i32.const 0))
+    (i32.const 64))
+  (func (export "cabi_post_execute") (param i32)
+    (global.set $heap (i32.const 1024)))
+)
+"""
+BUILD_CACHE = Path(".greentic/cache/builds")
 
 
 @dataclass
@@ -43,6 +109,10 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     processes: dict[str, tuple[float, float]] = field(default_factory=dict)
     """process → (CPU seconds used during the run, RSS MiB at the end)."""
+    lag_max: int | None = None
+    """Most messages waiting in the hops' consumers (pending + unacked) seen during the run."""
+    rss: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """process → (seconds into the run, RSS MiB) samples, when asked for."""
 
     @property
     def rate(self) -> float:
@@ -129,11 +199,28 @@ async def run_baseline(url: str, messages: int, rate: float | None,
 
 
 # --- the platform -------------------------------------------------------------------
-def write_bench_bundle(root: Path) -> Path:
-    (root / "pack" / "flows").mkdir(parents=True, exist_ok=True)
-    (root / "pack" / "pack.yaml").write_text("pack_id: bench\nversion: 0.1.0\nflows:\n"
-                                             "  - {id: bench, file: flows/bench.ygtc}\n")
-    (root / "pack" / "flows" / "bench.ygtc").write_text(BENCH_FLOW)
+def build_work_component(root: Path, iterations: int) -> Path:
+    """The bench's `work` component, built from WAT (cached by source like every guest)."""
+    source = root / "work-guest"
+    (source / "wit").mkdir(parents=True, exist_ok=True)
+    (source / "wit" / "world.wit").write_text(WORK_WIT)
+    (source / "work.wat").write_text(WORK_WAT.replace("{iterations}", str(iterations)))
+    return build(source, root / "work.wasm", BUILD_CACHE)
+
+
+def write_bench_bundle(root: Path, spin: int = 0) -> Path:
+    """A dev pack (the bench flow + the `work` component) bound to one WebChat channel."""
+    pack = root / "pack"
+    (pack / "flows").mkdir(parents=True, exist_ok=True)
+    (pack / "components").mkdir(exist_ok=True)
+    shutil.copyfile(build_work_component(root, spin), pack / "components" / "work.wasm")
+    (pack / "pack.yaml").write_text(json.dumps({
+        "pack_id": "bench", "version": "0.1.0",
+        "flows": [{"id": "bench", "file": "flows/bench.ygtc"}],
+        "components": [{"id": "work", "world": "seed", "wasm": "components/work.wasm",
+                        "capabilities": {"limits": {"timeout_ms": 10_000,
+                                                    "fuel": 50_000_000_000}}}]}))
+    (pack / "flows" / "bench.ygtc").write_text(BENCH_FLOW)
     bundle = root / "bundle.yaml"
     bundle.write_text(json.dumps({"packs": {"bench": {"path": "pack"}}, "tenants": {"bench": {
         "packs": ["bench"], "teams": {"load": {"channels": {"webchat": {
@@ -141,12 +228,17 @@ def write_bench_bundle(root: Path) -> Path:
     return bundle
 
 
-def start_platform(root: Path, url: str, executors: int, http_port: int
-                   ) -> dict[str, subprocess.Popen]:
-    env = {"GREENTIC_NATS_URL": url, "GREENTIC_BUNDLE": str(write_bench_bundle(root)),
+def start_platform(root: Path, url: str, executors: int, http_port: int, *, spin: int = 0,
+                   wasm_threads: int | None = None) -> dict[str, subprocess.Popen]:
+    """The five services on the bench bundle; `wasm_threads` caps each executor's wasm threads
+    (1 makes one executor use one core for components, for the scaling run)."""
+    env = {"GREENTIC_NATS_URL": url, "GREENTIC_BUNDLE": str(write_bench_bundle(root, spin)),
            "GREENTIC_HTTP_PORT": str(http_port), "GREENTIC_LOG_LEVEL": "warning",
            "GREENTIC_WEBCHAT_TOKEN_KEY": secrets.token_hex(16),
-           "GREENTIC_EXECUTOR_REPLICAS": str(executors)}
+           "GREENTIC_EXECUTOR_REPLICAS": str(executors),
+           "GREENTIC_COMPONENT_CACHE_DIR": str(Path(".greentic/cache/components").resolve())}
+    if wasm_threads is not None:
+        env["GREENTIC_WASM_THREADS"] = str(wasm_threads)
     (root / "logs").mkdir(exist_ok=True)
     processes, ports = {}, {}
     names = [s for s in SERVICES if s != "executor"] + \
@@ -204,8 +296,40 @@ class _Conversation:
         await self.ws.close()
 
 
+async def watch_lag(url: str, highest: list[int], every_s: float = 0.25) -> None:
+    """Keep `highest[0]` at the most messages the hops' consumers held at once, until
+    cancelled."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    try:
+        while True:
+            lag = 0
+            for hop in HOPS.values():
+                info = await js.consumer_info(hop.stream, hop.consumer)
+                lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
+            highest[0] = max(highest[0], lag)
+            await asyncio.sleep(every_s)
+    finally:
+        await nc.close()
+
+
+async def sample_rss(processes: dict[str, subprocess.Popen], every_s: float,
+                     samples: dict[str, list[tuple[float, float]]]) -> None:
+    """Append each process's RSS to `samples` every `every_s` seconds, until cancelled."""
+    started = time.perf_counter()
+    while True:
+        now = time.perf_counter() - started
+        for name, process in processes.items():
+            samples.setdefault(name, []).append((now, rss_mib(process.pid)))
+        await asyncio.sleep(every_s)
+
+
 async def run_platform(base: str, conversations: int, per_conversation: int,
-                       rate: float | None, processes: dict[str, subprocess.Popen]) -> Result:
+                       rate: float | None, processes: dict[str, subprocess.Popen],
+                       nats_url: str | None = None, rss_every_s: float | None = None) -> Result:
+    """Drive the conversations (in order each, all at once; or `rate` messages/s spread over
+    them) and measure send → reply latency; with `nats_url`, the consumer lag as well; with
+    `rss_every_s`, each process's memory over time."""
     total = conversations * per_conversation
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}  # a reply may beat the POST's own answer: match at the end
@@ -222,6 +346,11 @@ async def run_platform(base: str, conversations: int, per_conversation: int,
         for user in users:
             await user.open(on_reply)
         before = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        lag = [0]
+        rss: dict[str, list[tuple[float, float]]] = {}
+        watchers = ([asyncio.create_task(watch_lag(nats_url, lag))] if nats_url else []) + \
+            ([asyncio.create_task(sample_rss(processes, rss_every_s, rss))] if rss_every_s
+             else [])
         started = time.perf_counter()
         if rate is None:  # as fast as possible, each conversation in order
             async def converse(user: _Conversation) -> None:
@@ -231,12 +360,17 @@ async def run_platform(base: str, conversations: int, per_conversation: int,
             await asyncio.gather(*(converse(user) for user in users))
         else:
             await _paced(total, rate, lambda i: users[i % conversations].post(f"message {i}"))
-        await asyncio.wait_for(done.wait(), 300)
+        try:
+            await asyncio.wait_for(done.wait(), 600)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
         for user in users:
             await user.close()
     latencies = [(arrived[i] - sent[i]) * 1000 for i in arrived if i in sent]
     return Result("greentic (5 services)", total, max(arrived.values()) - started, latencies,
-                  _measure_processes(processes, before))
+                  _measure_processes(processes, before), lag[0] if nats_url else None, rss)
 
 
 def workdir() -> Path:

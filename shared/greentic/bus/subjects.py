@@ -12,6 +12,8 @@ Stage = Literal["ingress", "routed", "egress"]
 STAGES: tuple[Stage, ...] = ("ingress", "routed", "egress")
 DEADLETTER_PREFIX = f"{ROOT}.deadletter"
 WEBCHAT_PREFIX = "greentic.webchat.activity"
+PACK_DEPLOY_SUBJECT = "greentic.admin.pack.deploy"
+"""Core NATS request/reply: `greentic pack deploy` → the pack-loader (its leader)."""
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
 
@@ -77,6 +79,13 @@ def parse_message_subject(subject: str) -> MessageSubject:
 def stage_filter(stage: Stage) -> str:
     """The wildcard covering every tenant's subjects of one hop."""
     return f"{ROOT}.{stage}.>"
+
+
+def tenant_filters(env: str, tenant: str) -> list[str]:
+    """The wildcards covering one tenant's messages on every hop, and nothing else (what a
+    tenant-scoped `greentic tap` subscribes to, so NATS permissions can enforce the scope)."""
+    return [f"{ROOT}.{stage}.{validate_token('env', env)}.{validate_token('tenant', tenant)}.>"
+            for stage in STAGES]
 
 
 def deadletter_subject(stage: Stage) -> str:

@@ -34,6 +34,12 @@ COMPONENT_INDEX_BUCKET = "greentic-component-index"
 """KV: `{env}.{tenant}.{pack}.{component}` → manifest + sha256 digest of the component bytes."""
 COMPONENTS_OBJECT_STORE = "greentic-components"
 """Object store: component bytes, object name = sha256 digest (immutable, shared by tenants)."""
+PACK_VERSIONS_BUCKET = "greentic-pack-versions"
+"""KV: `{env}.{tenant}.{pack}.{revision}` → every flow and component document of one pack
+revision (immutable); `{env}.{tenant}.{pack}.history` → the kept revisions, oldest first."""
+PACK_DEPLOYMENTS_BUCKET = "greentic-pack-deployments"
+"""KV: `{env}.{pack}` → the locator (and digest pin) `greentic pack deploy` put in place of
+the bundle's path; pack-loader reads it at start."""
 
 
 class Hop(NamedTuple):
@@ -105,6 +111,9 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
                                              storage=StorageType.FILE, replicas=replicas))
     await js.create_key_value(KeyValueConfig(bucket=COMPONENT_INDEX_BUCKET, history=5,
                                              storage=StorageType.FILE, replicas=replicas))
+    for bucket in (PACK_VERSIONS_BUCKET, PACK_DEPLOYMENTS_BUCKET):
+        await js.create_key_value(KeyValueConfig(bucket=bucket, history=1,
+                                                 storage=StorageType.FILE, replicas=replicas))
     # nats-py overwrites config.bucket with the `bucket` argument: pass both
     await js.create_object_store(COMPONENTS_OBJECT_STORE, config=ObjectStoreConfig(
         bucket=COMPONENTS_OBJECT_STORE, storage=StorageType.FILE, replicas=replicas))

@@ -164,13 +164,14 @@ def sessions(ops: int, concurrency: int, nats_url: str | None, redis_url: str) -
 def _e2e_table(results: list[Result], baseline: Result, title: str) -> Table:
     table = Table(title=title)
     for column in ("run", "messages", "msg/s", "vs baseline", "p50 ms", "p95 ms", "p99 ms",
-                   "p99 vs baseline"):
+                   "p99 vs baseline", "max lag"):
         table.add_column(column, justify="right" if column != "run" else "left")
     for result in [baseline, *results]:
         table.add_row(result.name, str(result.messages), f"{result.rate:,.0f}",
                       f"{result.rate / baseline.rate:.2f}",
                       *(f"{result.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)),
-                      f"{result.percentile(0.99) / baseline.percentile(0.99):.2f}")
+                      f"{result.percentile(0.99) / baseline.percentile(0.99):.2f}",
+                      "" if result.lag_max is None else f"{result.lag_max:,}")
     return table
 
 
@@ -185,48 +186,106 @@ def _process_table(results: list[Result]) -> Table:
     return table
 
 
-async def _e2e(conversations: int, messages: int, executors: list[int], rate: float | None,
-               console: Console) -> None:
-    from greentic.bench import e2e
+class _Bench:
+    """One bench session: its own nats-server, then baseline and platform runs on it."""
 
-    root = e2e.workdir()
-    port = free_port()
-    nats_server = start_nats(root / "nats", port, root / "nats.log")
-    url = f"nats://127.0.0.1:{port}"
-    try:
-        await e2e.create_baseline_streams(url)
-        relays = e2e.start_relays(url)
+    def __init__(self, console: Console) -> None:
+        from greentic.bench import e2e
+
+        self.e2e = e2e
+        self.console = console
+        self.root = e2e.workdir()
+        self.nats = start_nats(self.root / "nats", port := free_port(), self.root / "nats.log")
+        self.url = f"nats://127.0.0.1:{port}"
+        self.runs = 0
+
+    def close(self) -> None:
+        stop_processes([self.nats], 10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    async def baseline(self, messages: int, rate: float | None) -> Result:
+        """The raw-NATS pipeline of the same shape, `messages` at `rate` (or at once)."""
+        await self.e2e.create_baseline_streams(self.url)
+        relays = self.e2e.start_relays(self.url)
         try:
             await asyncio.sleep(1.0)  # relays bind their consumers
-            total = conversations * messages
-            console.print(f"baseline: {total} messages …")
-            baseline = await e2e.run_baseline(url, total, rate, relays)
+            await self.e2e.run_baseline(self.url, 20, None, relays)  # warm: connections, caches
+            return await self.e2e.run_baseline(self.url, messages, rate, relays)
         finally:
             stop_processes(list(relays.values()), 5)
+
+    async def platform(self, executors: int, conversations: int, messages: int,
+                       rate: float | None, *, spin: int = 0, wasm_threads: int | None = None,
+                       profile: Path | None = None, rss_every_s: float | None = None) -> Result:
+        """The five services (fresh processes) driven by WebChat conversations."""
+        from greentic.bench.profile import hot_functions, start_profilers, stop_profilers
+
+        self.runs += 1
+        http_port = free_port()
+        platform = self.e2e.start_platform(self.root / f"run{self.runs}", self.url, executors,
+                                           http_port, spin=spin, wasm_threads=wasm_threads)
+        base = f"http://127.0.0.1:{http_port}"
+        try:
+            await self.e2e.run_platform(base, 4, 3, None, platform)  # warm: compile, connect
+            profilers = start_profilers(platform, profile) if profile else {}
+            try:
+                result = await self.e2e.run_platform(base, conversations, messages, rate,
+                                                     platform, self.url, rss_every_s)
+            finally:
+                stop_profilers(profilers)
+        finally:
+            stop_processes(list(platform.values()), 20)
+        result.name = f"greentic, {executors} executor(s)"
+        if profile:
+            for name in sorted(platform):
+                self.console.print(f"[bold]{name}[/bold]: where the CPU went "
+                                   f"({profile / (name + '.txt')})")
+                for share, frame in hot_functions(profile / f"{name}.txt", top=10):
+                    self.console.print(f"  {share:6.1%}  {frame}")
+        return result
+
+
+def _machine() -> str:
+    import platform as host
+
+    return (f"machine: {host.machine()}, {os.cpu_count()} cores, Python "
+            f"{host.python_version()}, load average {os.getloadavg()[0]:.2f} at the start")
+
+
+async def _e2e(conversations: int, messages: int, executors: list[int], rate: float | None,
+               spin: int, profile: Path | None, plot: Path | None, console: Console) -> None:
+    bench = _Bench(console)
+    try:
+        console.print(_machine())
+        total = conversations * messages
+        console.print(f"baseline: {total} messages …")
+        baseline = await bench.baseline(total, rate)
         results = []
         for count in executors:
-            http_port = free_port()
-            platform = e2e.start_platform(root / f"x{count}", url, count, http_port)
-            try:
-                ingress = f"http://127.0.0.1:{http_port}"
-                console.print(f"greentic with {count} executor(s): {conversations} "
-                              f"conversations x {messages} messages ...")
-                result = await e2e.run_platform(ingress, conversations, messages, rate,
-                                                platform)
-                result.name = f"greentic, {count} executor(s)"
-                results.append(result)
-            finally:
-                stop_processes(list(platform.values()), 20)
+            console.print(f"greentic with {count} executor(s): {conversations} "
+                          f"conversations x {messages} messages, component spin {spin} …")
+            results.append(await bench.platform(
+                count, conversations, messages, rate, spin=spin,
+                wasm_threads=1 if len(executors) > 1 else None,
+                profile=profile / f"executors-{count}" if profile else None))
         mode = f"offered at {rate:g} msg/s" if rate else "as fast as possible"
         console.print(_e2e_table(results, baseline, f"end to end, {mode}"))
         console.print(_process_table([baseline, *results]))
         if len(results) > 1:
             console.print(f"scaling {executors[0]} → {executors[-1]} executors: "
                           f"{results[-1].rate / results[0].rate:.2f}x")
-    finally:
-        stop_processes([nats_server], 10)
-        shutil.rmtree(root, ignore_errors=True)
+        if plot is not None and len(results) > 1:
+            from greentic.bench.plots import scaling
 
+            scaling(list(zip(executors, results, strict=True)), plot,
+                    f"executor scaling, component spin {spin:,} ({os.cpu_count()} cores)")
+            console.print(f"plot: {plot}")
+    finally:
+        bench.close()
+
+
+_spin = click.option("--spin", default=0, show_default=True,
+                     help="Iterations the bench component spins per call (0: a light call).")
 
 
 @bench.command()
@@ -234,17 +293,130 @@ async def _e2e(conversations: int, messages: int, executors: list[int], rate: fl
 @click.option("--messages", default=25, show_default=True, help="Per conversation.")
 @click.option("--executors", default=1, show_default=True)
 @click.option("--rate", type=float, help="Offer this many messages/s instead of the maximum.")
-def e2e(conversations: int, messages: int, executors: int, rate: float | None) -> None:
+@click.option("--duration", type=float,
+              help="With --rate: offer it for this many seconds (sets --messages).")
+@_spin
+@click.option("--profile", type=click.Path(file_okay=False, path_type=Path),
+              help="Record every service with py-spy into this directory and summarise.")
+def e2e(conversations: int, messages: int, executors: int, rate: float | None,
+        duration: float | None, spin: int, profile: Path | None) -> None:
     """WebChat conversations through all five services vs a raw-NATS baseline, same run."""
-    asyncio.run(_e2e(conversations, messages, [executors], rate, Console(width=150)))
+    if duration is not None:
+        if rate is None:
+            raise click.BadParameter("needs --rate", param_hint="--duration")
+        messages = max(1, -(-round(rate * duration) // conversations))
+    asyncio.run(_e2e(conversations, messages, [executors], rate, spin, profile, None,
+                     Console(width=150)))
 
 
 @bench.command()
 @click.option("--conversations", default=20, show_default=True)
 @click.option("--messages", default=25, show_default=True, help="Per conversation.")
-def scale(conversations: int, messages: int) -> None:
-    """The e2e run with 1 and 2 executors, and the speed-up."""
-    asyncio.run(_e2e(conversations, messages, [1, 2], None, Console(width=150)))
+@click.option("--executors", default="1,2", show_default=True,
+              help="Executor counts to compare (comma-separated).")
+@click.option("--spin", default=20_000_000, show_default=True,
+              help="Iterations the bench component spins per call: heavy, so that the "
+                   "executors are the bottleneck.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the scaling chart (PNG) here.")
+def scale(conversations: int, messages: int, executors: str, spin: int,
+          plot: Path | None) -> None:
+    """The e2e run with 1, 2, … executors (one wasm thread each), and the speed-up."""
+    counts = [int(n) for n in executors.split(",")]
+    asyncio.run(_e2e(conversations, messages, counts, None, spin, None, plot,
+                     Console(width=150)))
+
+
+async def _load(rates: list[float], seconds: float, conversations: int, spin: int,
+                plot: Path | None, console: Console) -> None:
+    bench = _Bench(console)
+    rows: list[tuple[float, Result, Result]] = []
+    try:
+        console.print(_machine())
+        for rate in rates:
+            total = max(conversations, round(rate * seconds))
+            console.print(f"offered {rate:g} msg/s for {seconds:g} s ({total} messages) …")
+            baseline = await bench.baseline(total, rate)
+            result = await bench.platform(1, conversations, -(-total // conversations), rate,
+                                          spin=spin)
+            rows.append((rate, baseline, result))
+        table = Table(title=f"latency against offered load ({seconds:g} s per rate)")
+        for column in ("offered msg/s", "baseline p50/p95/p99 ms", "greentic p50/p95/p99 ms",
+                       "greentic achieved msg/s", "p99 vs baseline", "max lag"):
+            table.add_column(column, justify="right")
+        for rate, baseline, result in rows:
+            table.add_row(f"{rate:g}", "/".join(f"{baseline.percentile(q):.0f}"
+                                                for q in (0.5, 0.95, 0.99)),
+                          "/".join(f"{result.percentile(q):.0f}" for q in (0.5, 0.95, 0.99)),
+                          f"{result.rate:,.0f}",
+                          f"{result.percentile(0.99) / baseline.percentile(0.99):.1f}",
+                          f"{result.lag_max or 0:,}")
+        console.print(table)
+        if plot is not None:
+            from greentic.bench.plots import latency_vs_load
+
+            latency_vs_load(rows, plot, f"send → reply latency vs offered load "
+                                        f"({os.cpu_count()} cores, 1 executor)")
+            console.print(f"plot: {plot}")
+    finally:
+        bench.close()
+
+
+@bench.command()
+@click.option("--rates", default="50,100,200,400,700,1000", show_default=True,
+              help="Offered messages/s, comma-separated.")
+@click.option("--seconds", default=5.0, show_default=True, help="How long each rate is offered.")
+@click.option("--conversations", default=50, show_default=True)
+@_spin
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the latency chart (PNG) here.")
+def load(rates: str, seconds: float, conversations: int, spin: int, plot: Path | None) -> None:
+    """Latency percentiles of baseline and platform at each offered rate, same run."""
+    asyncio.run(_load([float(r) for r in rates.split(",")], seconds, conversations, spin, plot,
+                      Console(width=150)))
+
+
+async def _soak(minutes: float, rate: float, conversations: int, every_s: float,
+                plot: Path | None, console: Console) -> None:
+    bench = _Bench(console)
+    try:
+        console.print(_machine())
+        total = round(rate * minutes * 60)
+        console.print(f"soak: {rate:g} msg/s for {minutes:g} min ({total} messages) …")
+        result = await bench.platform(1, conversations, -(-total // conversations), rate,
+                                      rss_every_s=every_s)
+        table = Table(title=f"memory over a {minutes:g}-minute soak at {rate:g} msg/s "
+                            f"({result.messages:,} messages, p99 "
+                            f"{result.percentile(0.99):.0f} ms)")
+        for column in ("process", "RSS MiB at 1 min", "at the end", "max", "growth after 1 min"):
+            table.add_column(column, justify="right" if column != "process" else "left")
+        for name, points in sorted(result.rss.items()):
+            settled = next((rss for t, rss in points if t >= 60), points[0][1])
+            end = points[-1][1]
+            table.add_row(name, f"{settled:.1f}", f"{end:.1f}",
+                          f"{max(rss for _, rss in points):.1f}", f"{end - settled:+.1f}")
+        console.print(table)
+        if plot is not None:
+            from greentic.bench.plots import rss_over_time
+
+            rss_over_time(result.rss, plot, f"RSS per service, {minutes:g} min at {rate:g} msg/s")
+            console.print(f"plot: {plot}")
+    finally:
+        bench.close()
+
+
+@bench.command()
+@click.option("--minutes", default=10.0, show_default=True)
+@click.option("--rate", default=100.0, show_default=True, help="Offered messages/s.")
+@click.option("--conversations", default=50, show_default=True)
+@click.option("--every", "every_s", default=5.0, show_default=True,
+              help="Seconds between memory samples.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the memory chart (PNG) here.")
+def soak(minutes: float, rate: float, conversations: int, every_s: float,
+         plot: Path | None) -> None:
+    """Steady load for a while; each service's RSS over time (does memory grow?)."""
+    asyncio.run(_soak(minutes, rate, conversations, every_s, plot, Console(width=150)))
 
 
 @bench.command()

@@ -11,7 +11,7 @@ from greentic.cli.pack import pack
 from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
 from greentic.cli.session import session
-from greentic.cli.tap import tap
+from greentic.cli.tap import nats_permissions, tap
 from greentic.cli.up import up
 
 
@@ -35,6 +35,7 @@ cli.add_command(up)
 cli.add_command(flow)
 cli.add_command(send)
 cli.add_command(tap)
+cli.add_command(nats_permissions)
 cli.add_command(session)
 cli.add_command(component)
 cli.add_command(bench)

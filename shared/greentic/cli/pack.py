@@ -1,5 +1,7 @@
-"""`greentic pack new | build | sign | verify | inspect | keygen`: make and check `.gtpack`s."""
+"""`greentic pack new | build | sign | verify | inspect | keygen | push | pull | deploy`:
+make, check and ship `.gtpack`s, and deploy one to a running platform."""
 
+import asyncio
 import hashlib
 import json
 import os
@@ -9,11 +11,25 @@ from pathlib import Path
 
 import click
 import msgspec
+import nats
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
+from greentic.cli.state import default_nats_url
+from greentic.config.settings import Settings, load_settings
 from greentic.errors import GreenticError
-from greentic.pack.archive import build_pack, read_pack_file, sign_pack
+from greentic.pack.archive import PackLimits, build_pack, read_pack_file, sign_pack
+from greentic.pack.deploy import DeployReply, DeployRequest, request_deploy
 from greentic.pack.keys import parse_trusted_keys, read_signing_key, write_keypair
+from greentic.pack.oci import OciOptions, PullResult, PushResult, RegistryClient
 from greentic.pack.sign import SIGNATURE_ENTRY, Trust
+from greentic.types.oci import Reference, parse_reference
 
 WELCOME_FLOW = """\
 id: welcome
@@ -30,7 +46,7 @@ nodes:
 
 @click.group()
 def pack() -> None:
-    """Make, sign and check signed packs (.gtpack)."""
+    """Make, sign and check signed packs (.gtpack); push and pull them through OCI registries."""
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -191,3 +207,139 @@ def keygen(stem: str) -> None:
     click.echo(f"private key {private} (mode 0600: keep it secret)")
     click.echo(f"public key  {public}: {public.read_text().strip()}")
     click.echo("trust it with GREENTIC_TRUSTED_KEYS or `greentic pack verify --trust`")
+
+
+def _registry(locator: str, insecure: bool) -> tuple[Reference, Settings, OciOptions]:
+    """The parsed locator, the settings, and how to reach its registry."""
+    ref = parse_reference(locator)
+    settings = load_settings()
+    options = OciOptions.from_settings(settings)
+    if insecure:
+        options = msgspec.structs.replace(options,
+                                          insecure_hosts=options.insecure_hosts | {ref.host})
+    return ref, settings, options
+
+
+INSECURE = click.option("--insecure", is_flag=True,
+                        help="Plain http to this registry (loopback ones always are; see also "
+                        "GREENTIC_OCI_INSECURE).")
+
+
+@pack.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("locator")
+@INSECURE
+def push(archive: Path, locator: str, insecure: bool) -> None:
+    """Push ARCHIVE to a registry as LOCATOR (oci://host[:port]/repo:tag).
+
+    Credentials: GREENTIC_OCI_USERNAME and GREENTIC_OCI_PASSWORD."""
+    async def run() -> PushResult:
+        async with RegistryClient(options) as client:
+            return await client.push(ref, data, title=archive.name)
+
+    try:
+        ref, _, options = _registry(locator, insecure)
+        data = archive.read_bytes()
+        result = asyncio.run(run())
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    click.echo(f"pushed {ref} ({result.size} bytes)")
+    click.echo(f"manifest  {result.manifest_digest}")
+    click.echo(f"layer     {result.layer_digest}")
+    click.echo(f"pinned    {ref.pinned(result.manifest_digest)}")
+    click.echo(f'bundle    packs: {{<pack>: {{oci: "{ref}", digest: "{result.layer_digest}"}}}}')
+
+
+@pack.command()
+@click.argument("locator")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the pack (default <last part of the repository>.gtpack).")
+@click.option("--digest", help="The layer digest (sha256:…) the pack must have.")
+@click.option("--trust", "trust_values", multiple=True, envvar="GREENTIC_TRUSTED_KEYS",
+              help="Verify the signature with these keys, as `verify --trust` does.")
+@click.option("--policy", type=click.Choice(["strict", "dev"]), default="strict",
+              show_default=True, envvar="GREENTIC_PACK_POLICY")
+@INSECURE
+def pull(locator: str, output: Path | None, digest: str | None,
+         trust_values: tuple[str, ...], policy: str, insecure: bool) -> None:
+    """Pull LOCATOR (oci://…:tag or …@sha256:…) through the cache into a .gtpack.
+
+    Digests are always checked; the signature too when trusted keys are given. Cache:
+    GREENTIC_PACK_CACHE_DIR."""
+    async def run() -> PullResult:
+        async with RegistryClient(options) as client:
+            return await client.pull(ref, cache_dir=settings.pack_cache_dir, digest=digest,
+                                     limits=limits, progress=show)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("pull", total=None)
+
+        def show(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            ref, settings, options = _registry(locator, insecure)
+            limits = PackLimits(max_archive_bytes=settings.pack_max_bytes)
+            trust = (Trust(keys=_trusted(trust_values), policy=policy)  # type: ignore[arg-type]
+                     if trust_values or policy == "dev" else None)
+            result = asyncio.run(run())
+            loaded = read_pack_file(result.path, trust=trust, limits=limits)
+        except GreenticError as exc:
+            raise _fail(exc) from None
+    output = output or Path(f"{ref.repository.rsplit('/', 1)[-1]}.gtpack")
+    _write_atomically(output, result.path.read_bytes())
+    manifest = loaded.manifest
+    click.echo(f"pulled {ref} → {output} ({result.size} bytes, "
+               f"{'downloaded' if result.downloaded else 'from the cache'})")
+    click.echo(f"layer     {result.layer_digest}")
+    if loaded.signed_by:
+        click.echo(f"verified: {manifest.pack_id} {manifest.version} signed by "
+                   f"{loaded.signed_by}")
+    else:
+        click.echo(f"checked: {manifest.pack_id} {manifest.version} (digests; signature not "
+                   "verified: give --trust or GREENTIC_TRUSTED_KEYS)")
+
+
+async def _deploy(nats_url: str, request: DeployRequest, timeout_s: float) -> DeployReply:
+    try:
+        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1,
+                                name="greentic-pack-deploy")
+    except Exception as exc:  # nats-py raises several kinds when nobody listens
+        raise GreenticError(f"cannot reach NATS at {nats_url}: {exc!r}") from None
+    try:
+        return await request_deploy(nc, request, timeout_s)
+    finally:
+        await nc.close()
+
+
+@pack.command()
+@click.argument("pack_id")
+@click.argument("locator", required=False, default="")
+@click.option("--digest", default="", help="sha256:<hex> the .gtpack file must have.")
+@click.option("--nats", "nats_url", default=default_nats_url, show_default="running `greentic up`",
+              help="NATS of the platform.")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds to wait for pack-loader's answer.")
+def deploy(pack_id: str, locator: str, digest: str, nats_url: str, timeout: float) -> None:
+    """Make the running pack-loader serve PACK_ID (a pack of the bundle) from LOCATOR, a pack
+    directory or .gtpack (default: re-read its current source); exit 1 if refused."""
+    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise click.BadParameter("sha256:<64 lower-case hex digits>", param_hint="--digest")
+    if locator and Path(locator).exists():  # a local path: absolute, as pack-loader's cwd differs
+        locator = str(Path(locator).resolve())
+    try:
+        reply = asyncio.run(_deploy(nats_url, DeployRequest(pack=pack_id, locator=locator,
+                                                             digest=digest), timeout))
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    if not reply.ok:
+        click.echo(f"refused: {reply.pack or pack_id}: {reply.error}", err=True)
+        raise SystemExit(1)
+    click.echo(f"deployed {reply.pack} {reply.version} (revision {reply.revision}) "
+               f"from {reply.locator}")
+    for flow in reply.flows:
+        click.echo(f"flow       {flow.id} {flow.version[:16]}")
+    for component in reply.components:
+        click.echo(f"component  {component.id} {component.digest} ({component.size} bytes)")

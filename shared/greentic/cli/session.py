@@ -4,7 +4,6 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import click
 import msgspec
@@ -14,7 +13,7 @@ from greentic.cli.state import default_nats_url
 from greentic.config.settings import Settings, load_settings
 from greentic.errors import ConfigError, StoreUnavailable, SubjectError
 from greentic.runner.stores import Stores, open_stores
-from greentic.session.model import parse_session_key
+from greentic.session.model import parse_session_key, session_document
 
 
 def _settings() -> Settings:
@@ -97,12 +96,12 @@ def list_sessions(tenant: str | None, team: str | None, channel: str | None,
 def show(key: str, nats_url: str) -> None:
     """Print one session (KEY = env.tenant.team.channel.conversation) as JSON."""
     async def action(stores: Stores, _settings: Settings) -> int:
-        found = await stores.sessions.get(parse_session_key(key))
+        parsed = parse_session_key(key)
+        found = await stores.sessions.get(parsed)
         if found is None:
             click.echo(f"no session {key}", err=True)
             return 1
-        document: dict[str, Any] = {"key": key, "revision": found[1],
-                                    **msgspec.to_builtins(found[0])}
+        document = session_document(parsed, *found)
         click.echo(msgspec.json.format(msgspec.json.encode(document), indent=2).decode())
         return 0
 

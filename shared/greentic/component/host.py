@@ -1,8 +1,9 @@
 """The component host: load (detect world, check imports, link), then call under limits.
 
 Every call runs in a bounded thread pool (wasm runs without the GIL, so the asyncio loop keeps
-serving other conversations) with a fresh fuel budget, an epoch deadline and a memory cap. A
-call that traps, times out or hits a limit drops its Store. Instances are fresh per call unless
+serving other conversations; free threads go to waiting tenants in turn) with a fresh fuel
+budget, an epoch deadline, a memory cap and an output-size cap. A call that traps, times out or
+hits a limit drops its Store. Instances are fresh per call unless
 the manifest asks for `reuse: conversation`, in which case one is kept per tenant +
 conversation: guest memory is never seen by another conversation or tenant.
 """
@@ -26,7 +27,8 @@ import wasmtime
 from wasmtime.component import Component, Instance, Linker
 
 from greentic.component.engine import ComponentEngine, sha256
-from greentic.errors import ComponentError, ComponentLoadError, GreenticError
+from greentic.component.fair import FairSlots
+from greentic.errors import ComponentError, ComponentLoadError, ConfigError, GreenticError
 from greentic.interfaces.host_imports import DEFINERS, HostDenied, define_host_imports
 from greentic.interfaces.values import field as wit_field
 from greentic.interfaces.values import record
@@ -52,6 +54,8 @@ POOL_PER_COMPONENT = 32
 HOST_CALL_TIMEOUT_S = 5.0
 """Longest a host import (state, HTTP) may block the guest."""
 STDERR_KEEP = 4096
+GUEST_LOG_LINES_PER_CALL = 100
+"""Log lines one call may write; later ones are counted and reported once, not written."""
 HTTP_MAX_BYTES = 1 << 20
 
 _current = threading.local()
@@ -171,6 +175,7 @@ class CallServices:
         self.conversation = conversation
         self.timeout_s = min(HOST_CALL_TIMEOUT_S,
                              loaded.manifest.capabilities.limits.timeout_ms / 1000)
+        self.log_lines = 0
 
     def _await(self, coroutine: Any) -> Any:
         loop = self.host.loop
@@ -202,9 +207,15 @@ class CallServices:
         if name not in self.loaded.manifest.capabilities.secrets:
             raise HostDenied("permission-denied",
                              f"secret {name!r} is not declared in the component's manifest")
-        return self.host.secrets.get(self.tenant, name)
+        try:
+            return self.host.secrets.get(self.tenant, name)
+        except ConfigError as exc:  # a name the provider cannot scope to this tenant
+            raise HostDenied("permission-denied", str(exc)) from None
 
     def log(self, level: str, message: str) -> None:
+        self.log_lines += 1
+        if self.log_lines > GUEST_LOG_LINES_PER_CALL:
+            return
         method = getattr(log, "warning" if level == "warn" else level, log.info)
         method(message[:2000], component=self.loaded.id, tenant=self.tenant.tenant,
                conversation=self.conversation, source="guest")
@@ -232,6 +243,7 @@ class ComponentHost:
         self.secrets = secrets
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wasm")
+        self._slots = FairSlots(threads)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -301,25 +313,31 @@ class ComponentHost:
         limits = loaded.manifest.capabilities.limits
         key = ((tenant.env, tenant.tenant, tenant.team, conversation)
                if limits.reuse == "conversation" else None)
-        if loaded.host_calls:
-            _current.services = CallServices(self, loaded, tenant, conversation)
+        services = CallServices(self, loaded, tenant, conversation) if loaded.host_calls \
+            else None
+        _current.services = services
         live: Live | None = None
         started = time.monotonic()
         try:
-            live = loaded._take(key)
-            if live is None:
-                live = self._instantiate(loaded)
-            live.stderr.clear()
-            live.store.set_fuel(limits.fuel)
-            live.store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
-            result = body(live)
+            with self.engine.running():
+                live = loaded._take(key)
+                if live is None:
+                    live = self._instantiate(loaded)
+                live.stderr.clear()
+                live.store.set_fuel(limits.fuel)
+                live.store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
+                result = body(live)
         except ComponentError:
             raise
         except Exception as exc:  # a trap poisons the Store: it is dropped here
             raise self._classify(loaded, exc, live, time.monotonic() - started) from None
         finally:
-            if loaded.host_calls:
-                _current.services = None
+            _current.services = None
+            if services is not None and services.log_lines > GUEST_LOG_LINES_PER_CALL:
+                log.warning("guest log lines dropped", component=loaded.id,
+                            tenant=tenant.tenant, conversation=conversation,
+                            written=GUEST_LOG_LINES_PER_CALL,
+                            dropped=services.log_lines - GUEST_LOG_LINES_PER_CALL)
         if key is not None:
             loaded._give_back(key, live)
         return result
@@ -337,6 +355,8 @@ class ComponentHost:
                            if _PYTHON_ERROR.match(line.strip())), "")
         if "wasm trap: interrupt" in text:
             error = ComponentError("timeout", f"timeout after {limits.timeout_ms} ms")
+        elif "call stack exhausted" in text:
+            error = ComponentError("trap", "trap: call stack exhausted (recursion too deep)")
         elif "all fuel consumed" in text:
             error = ComponentError("fuel", f"fuel exhausted ({limits.fuel} units)")
         elif ("MemoryError" in guest or "memory allocation" in text
@@ -353,11 +373,25 @@ class ComponentHost:
 
     async def run(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
                    body: Callable[[Live], T]) -> T:
-        """`call_sync` in the bounded thread pool (the asyncio loop keeps running)."""
+        """`call_sync` in the bounded thread pool (the asyncio loop keeps running); a thread
+        that frees up goes to the waiting tenants in turn."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        return await self.loop.run_in_executor(self._pool, self.call_sync, loaded, tenant,
-                                               conversation, body)
+        async with self._slots.slot((tenant.env, tenant.tenant)):
+            return await self.loop.run_in_executor(self._pool, self.call_sync, loaded, tenant,
+                                                   conversation, body)
+
+    def check_output(self, loaded: LoadedComponent, *outputs: str | bytes | None) -> None:
+        """ComponentError `output-too-large` when the results add up to more than the
+        component's `max_output_bytes`."""
+        limit = loaded.manifest.capabilities.limits.max_output_bytes
+        size = sum(len(o) if isinstance(o, bytes) or o.isascii() else len(o.encode())
+                   for o in outputs if o)
+        if size > limit:
+            log.warning("component output refused", component=loaded.id, size=size,
+                        limit=limit)
+            raise ComponentError("output-too-large", f"output of {size} bytes is over the "
+                                 f"limit of {limit} (limits.max_output_bytes)")
 
     async def execute(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
                       *, id: str, content: str, sender: str, timestamp: int) -> str:
@@ -368,6 +402,7 @@ class ComponentHost:
             return live.funcs["execute"](live.store, message)
 
         outcome = await self.run(loaded, tenant, conversation, body)
+        self.check_output(loaded, outcome.data, outcome.error)
         if not outcome.success:
             raise ComponentError("guest", outcome.error or "the component reported failure")
         return outcome.data or ""
@@ -395,8 +430,10 @@ class ComponentHost:
         result = await self.run(loaded, tenant, conversation, body)
         if result.tag != "ok":
             error = result.payload
+            self.check_output(loaded, wit_field(error, "message"))
             raise ComponentError(wit_field(error, "code"), wit_field(error, "message"))
         output = bytes(wit_field(result.payload, "output-cbor"))
+        self.check_output(loaded, output)
         try:
             return cbor2.loads(output) if output else None
         except cbor2.CBORDecodeError as exc:

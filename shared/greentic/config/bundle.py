@@ -7,16 +7,29 @@ import msgspec
 import yaml
 
 from greentic.bus.subjects import validate_token
-from greentic.errors import ConfigError, SubjectError
+from greentic.errors import ConfigError, PackError, SubjectError
 from greentic.types.envelope import FlowRef
+from greentic.types.oci import is_digest, parse_reference
 from greentic.types.tenant import TenantCtx
 
 
 class PackSource(msgspec.Struct, forbid_unknown_fields=True):
-    """Where a pack comes from. `path` is a pack source directory (dev mode, unsigned) or a
-    `.gtpack` file (verified against GREENTIC_TRUSTED_KEYS before anything is published)."""
+    """Where a pack comes from: exactly one of `path` and `oci`."""
 
-    path: str
+    path: str | None = None
+    """A pack source directory (dev mode, unsigned) or a `.gtpack` file (verified against
+    GREENTIC_TRUSTED_KEYS before anything is published), relative to the bundle."""
+    oci: str | None = None
+    """`oci://host[:port]/repo:tag` or `…@sha256:<hex>`: a `.gtpack` pulled from a registry,
+    then verified like a file."""
+    digest: str | None = None
+    """With `oci`: the `sha256:<hex>` the pack's layer must have (`greentic pack push` prints
+    it); any other content is refused."""
+
+    @property
+    def locator(self) -> str:
+        """What `resolve_pack` takes: the path or the `oci://` reference."""
+        return self.oci or self.path or ""
 
 
 class Channel(msgspec.Struct, forbid_unknown_fields=True):
@@ -69,11 +82,21 @@ class Bundle(msgspec.Struct, forbid_unknown_fields=True):
                 for channel_id, channel in team.channels.items()]
 
     def pack_dir(self, pack_id: str) -> Path:
-        """The source directory of a dev-mode pack, or the `.gtpack` file of a signed one."""
-        return (Path(self.base_dir) / self.packs[pack_id].path).resolve()
+        """The source directory of a dev-mode pack, or the `.gtpack` file of a signed one
+        (`oci` packs have none: see `greentic.pack.resolve.resolve_pack`)."""
+        path = self.packs[pack_id].path
+        if path is None:
+            raise ConfigError(f"pack {pack_id!r} comes from {self.packs[pack_id].oci}, not a path")
+        return (Path(self.base_dir) / path).resolve()
 
 
 def _check(bundle: Bundle, file: str) -> None:
+    folded: dict[str, str] = {}
+    for tenant_id in bundle.tenants:
+        other = folded.setdefault(tenant_id.upper().replace("-", "_"), tenant_id)
+        if other != tenant_id:  # GREENTIC_SECRET__{TENANT}__… and the like would be shared
+            raise ConfigError(f"{file}: tenants {other!r} and {tenant_id!r} differ only in "
+                              "case or '-'/'_'; tenant ids must differ in more than that")
     for tenant_id, tenant in bundle.tenants.items():
         for name, value in (("tenant", tenant_id), *(("team", t) for t in tenant.teams)):
             _token(file, name, value)
@@ -91,8 +114,25 @@ def _check(bundle: Bundle, file: str) -> None:
                 if pack not in tenant.packs:
                     raise ConfigError(f"{file}: {where}.flow uses pack {pack!r}, which tenant "
                                       f"{tenant_id!r} is not given (tenants.{tenant_id}.packs)")
-    for pack_id in bundle.packs:
+    for pack_id, source in bundle.packs.items():
         _token(file, "pack", pack_id)
+        where = f"{file}: packs.{pack_id}"
+        if (source.path is None) == (source.oci is None):
+            raise ConfigError(f"{where}: give exactly one of `path` (a directory or .gtpack) "
+                              "and `oci` (oci://host/repo:tag)")
+        if source.oci is not None:
+            try:
+                parse_reference(source.oci)
+            except PackError as exc:
+                raise ConfigError(f"{where}.oci: {exc}") from None
+        if source.digest is not None:
+            if source.oci is None:
+                raise ConfigError(f"{where}.digest: a digest pins an `oci` pack; a `path` "
+                                  "pack has none")
+            if not is_digest(source.digest):
+                raise ConfigError(f"{where}.digest: {source.digest!r} is not 'sha256:<64 "
+                                  "lower-case hex>' (the layer digest `greentic pack push` "
+                                  "prints)")
 
 
 def _token(file: str, field: str, value: str) -> None:

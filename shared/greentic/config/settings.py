@@ -40,7 +40,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     public_url: str = ""
     """Ingress: the URL users reach it at (default http://127.0.0.1:<http_port>)."""
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024
-    """Ingress: request bodies above this are refused with 413."""
+    """Ingress (public and admin API): request bodies above this are refused with 413."""
+    http_body_timeout_s: Positive = 30.0
+    """Every HTTP server (public, admin, health): a request body that has not fully arrived
+    after this long is refused with 408 and its connection closed."""
+    admin_host: str = "127.0.0.1"
+    """Ingress: address of the admin API (sessions, pack deploy); keep it off public networks."""
+    admin_port: Port = 8082
+    """Ingress: port of the admin API, never the public port (0 picks a free one)."""
+    admin_tokens: str = ""
+    """Ingress: bearer tokens of the admin API, comma-separated; each `TOKEN` (all tenants) or
+    `TENANT:TOKEN` (that tenant only); at least 16 characters, no `:` or `,`. Empty: the admin
+    API is not started."""
+    admin_deploy_timeout_s: Positive = 60.0
+    """Ingress: how long `POST /admin/packs/deploy` waits for the pack-loader's answer (504)."""
     ack_wait_s: Positive = 30.0
     """Seconds a consumer waits for an ack before redelivering (a crashed worker's messages)."""
     max_deliver: Annotated[int, msgspec.Meta(ge=2)] = 5
@@ -111,7 +124,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     signed by any other key whose signature verifies (logged as a warning; never in production).
     Unsigned `.gtpack`s are refused under both."""
     pack_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 256 * 1024 * 1024
-    """Pack-loader: a `.gtpack` larger than this is refused unread."""
+    """Pack-loader (and `pack pull`): a `.gtpack` larger than this is refused unread (a pull
+    stops before downloading it)."""
+    pack_cache_dir: str = ".greentic/cache/packs"
+    """Pack-loader (and `pack pull`): `.gtpack`s pulled from OCI registries, by layer digest."""
+    pack_refresh_s: Positive = 60.0
+    """Pack-loader: how often an `oci://` pack's tag is asked for again (a pack pinned by
+    digest, in its locator or with `digest:`, is pulled once)."""
+    oci_insecure: str = ""
+    """Registries (`host[:port]`, comma-separated) reached over plain http; loopback
+    registries (127.0.0.1, ::1, localhost) always are, all others over https."""
+    oci_username: str = ""
+    """User name for OCI registries that ask for one (basic, or to obtain a bearer token)."""
+    oci_password: str = ""
+    """Password or access token going with GREENTIC_OCI_USERNAME."""
+    pack_versions_kept: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Pack-loader: revisions of each tenant's pack kept in `greentic-pack-versions` (the
+    current one included); a conversation paused in an older, purged one starts over."""
+    pinned_versions_cached: Annotated[int, msgspec.Meta(ge=1)] = 16
+    """Executor: older pack revisions kept loaded (least recently used dropped first) for
+    conversations paused in them."""
 
     def __post_init__(self) -> None:
         try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from greentic.errors import FlowError
+from greentic.errors import FlowError, SubjectError
 from greentic.flow.condition import Condition, compile_condition
 from greentic.flow.model import Flow, Node
 from greentic.flow.questions import ask_questions
@@ -75,6 +75,15 @@ async def _flow_goto(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
     return NodeOutcome({"flow": target}, goto=str(target))
 
 
+def _find(resolve: FlowResolver | None, flow_id: str) -> "PreparedFlow | None":
+    """The flow `flow_id` of the running flow's pack, or None: also for an id that cannot
+    name one (`acme-pack/x`, `a.b`, `>`), which the resolver refuses as a key token."""
+    try:
+        return resolve(flow_id) if resolve is not None else None
+    except SubjectError:
+        return None
+
+
 BUILTIN_OPERATIONS: dict[str, Operation] = {
     "templating.handlebars": _handlebars,
     "emit.response": _emit_response,
@@ -92,6 +101,8 @@ class PreparedFlow:
     renderers: dict[str, Render]
     conditions: dict[tuple[str, int], Condition]
     pack: str = ""
+    revision: str = ""
+    """The pack revision this flow was published in (empty outside a platform)."""
 
 
 def input_context(envelope: Envelope) -> dict[str, Any]:
@@ -125,7 +136,7 @@ class FlowEngine:
         self.operations = {**BUILTIN_OPERATIONS, "flow.call": self._flow_call,
                            **self.operations}
 
-    def prepare(self, flow: Flow, pack: str = "") -> PreparedFlow:
+    def prepare(self, flow: Flow, pack: str = "", revision: str = "") -> PreparedFlow:
         """Compile a flow's templates and conditions; FlowError names the node at fault."""
         renderers, conditions = {}, {}
         for node in flow.nodes.values():
@@ -136,7 +147,7 @@ class FlowEngine:
                         conditions[(node.id, index)] = compile_condition(route.condition)
             except ValueError as exc:
                 raise FlowError(str(exc), file=flow.file, node=node.id) from None
-        return PreparedFlow(flow, renderers, conditions, pack)
+        return PreparedFlow(flow, renderers, conditions, pack, revision)
 
     async def run_turn(self, prepared: PreparedFlow, envelope: Envelope,
                        resume: FlowSnapshot | None = None,
@@ -156,7 +167,8 @@ class FlowEngine:
         turn = Turn(envelope, {"in": {"input": message}, "input": message, "node": {},
                                "prev": {}, "state": state, "flow": prepared.flow.parameters,
                                "session": dict(session or {})},
-                    [], resumed_node=node_id if resume is not None else None, resolve=resolve)
+                    [], resumed_node=node_id if resume is not None else None, resolve=resolve,
+                    revision=prepared.revision)
         started = time.perf_counter()
         with span(f"flow {prepared.flow.id}", attributes={
                 "greentic.flow": prepared.flow.id, "greentic.pack": prepared.pack,
@@ -168,7 +180,7 @@ class FlowEngine:
         return TurnResult(turn.replies, turn.steps, stop.snapshot)
 
     def _resolve(self, resolve: FlowResolver | None, flow_id: str, caller: Flow) -> PreparedFlow:
-        found = resolve(flow_id) if resolve is not None else None
+        found = _find(resolve, flow_id)
         if found is None:
             raise FlowError(f"flow {flow_id!r} is not available in this pack", file=caller.file)
         return found
@@ -208,7 +220,8 @@ class FlowEngine:
                                     file=flow.file, node=node_id)
                 return _Stop("wait", FlowSnapshot(pack=prepared.pack, flow=flow.id,
                                                   version=flow.version, node=resume_at,
-                                                  state=turn.state))
+                                                  state=turn.state,
+                                                  revision=prepared.revision))
             node_id = next_id
         if turn.depth == 0 and not turn.replies and prepared.flow.type == "messaging" and \
                 (reply := reply_from(last_output)) is not None:
@@ -267,7 +280,7 @@ class FlowEngine:
         if turn.depth >= MAX_FLOW_CALL_DEPTH:
             raise NodeError("depth", f"flow.call nested deeper than {MAX_FLOW_CALL_DEPTH}")
         target = rendered.get("flow") if isinstance(rendered, dict) else rendered
-        found = turn.resolve(str(target)) if turn.resolve is not None else None
+        found = _find(turn.resolve, str(target))
         if found is None:
             raise NodeError("not_found", f"flow {target!r} is not available in this pack")
         message = dict(turn.context["input"])
@@ -275,6 +288,7 @@ class FlowEngine:
             message.update(rendered["input"])
         child = Turn(turn.envelope, {"in": {"input": message}, "input": message, "node": {},
                                      "prev": {}, "state": {}, "flow": found.flow.parameters},
-                     turn.replies, steps=turn.steps, resolve=turn.resolve, depth=turn.depth + 1)
+                     turn.replies, steps=turn.steps, resolve=turn.resolve, depth=turn.depth + 1,
+                     revision=turn.revision)
         await self._run(found, child, found.flow.start)
         return NodeOutcome(child.context["prev"])

@@ -3,6 +3,8 @@
 Chat text is not HTML, so values are inserted as they are (no `&lt;` in replies).
 """
 
+import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,10 +17,21 @@ _compiler = pybars.Compiler()
 Template = Callable[[dict[str, Any]], str]
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str) -> Callable[[dict[str, Any]], Any]:
+    """pybars' compiled function for `source` (re-validating an unchanged pack costs no
+    compile)."""
+    compiled = _compiler.compile(source)
+    # pybars keeps every template it compiles as a module in sys.modules, forever; without
+    # that entry a template lives as long as the flows using it (found by the 10-minute soak)
+    sys.modules.pop(compiled.__globals__.get("__name__", ""), None)
+    return compiled
+
+
 def compile_template(source: str) -> Template:
     """Compile a Handlebars template; raises ValueError with the parser's message."""
     try:
-        compiled = _compiler.compile(source)
+        compiled = _compiled(source)
     except Exception as exc:  # pybars raises bare PybarsError / parse errors
         raise ValueError(f"invalid handlebars template: {exc}") from None
     return lambda context: str(compiled(context))

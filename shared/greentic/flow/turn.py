@@ -31,6 +31,9 @@ class FlowSnapshot(msgspec.Struct, kw_only=True):
     node: str
     state: dict[str, Any] = {}
     """What the flow keeps between turns (`{{state.…}}` in templates)."""
+    revision: str = ""
+    """The pack revision (flows + component digests) the conversation paused in: its next
+    turn runs on exactly that revision while it is kept. Empty in sessions written before."""
 
 
 class TurnResult(msgspec.Struct):
@@ -86,6 +89,8 @@ class Turn:
     """Finds other flows of the same pack (flow.call, flow.goto)."""
     depth: int = 0
     """How deep in flow.call sub-flows this turn is."""
+    revision: str = ""
+    """The pack revision this turn runs on (components are looked up in it)."""
 
     @property
     def state(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ async def call_tool(host: ComponentHost, loaded: LoadedComponent, tenant: Tenant
         return live.funcs["call-tool"](live.store, tool, arguments_json)
 
     result = await host.run(loaded, tenant, conversation, body)
+    host.check_output(loaded, str(result.payload))
     if result.tag != "ok":
         raise ComponentError("guest", str(result.payload))
     try:

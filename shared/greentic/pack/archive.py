@@ -120,7 +120,8 @@ def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> dict[str, byte
                         f"{limits.max_archive_bytes}")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
+            NotImplementedError) as exc:  # NotImplementedError: a ZIP version zipfile lacks
         raise PackError(f"not a ZIP archive: {exc}") from None
     with archive:
         infos = archive.infolist()
@@ -156,7 +157,8 @@ def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> dict[str, byte
             try:
                 with archive.open(info) as file:
                     content = file.read(info.file_size + 1)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError,
+                    NotImplementedError) as exc:  # e.g. flag bits of strong encryption
                 raise PackError(f"unreadable: {exc}", entry=info.filename) from None
             if len(content) != info.file_size:
                 raise PackError(f"declares {info.file_size} bytes but holds {len(content)} "

@@ -1,4 +1,7 @@
-"""The flow index in KV: what pack-loader publishes and executors watch."""
+"""The flow index in KV: what pack-loader publishes and executors watch; and the immutable
+per-revision documents executors load on demand for conversations paused in an older one."""
+
+import hashlib
 
 import msgspec
 
@@ -17,6 +20,8 @@ class FlowDocument(msgspec.Struct, kw_only=True):
     version: str
     """sha256 of `source`."""
     source: str
+    revision: str = ""
+    """The pack revision this flow belongs to (see `pack_revision`)."""
 
 
 def flow_key(env: str, tenant: str, pack: str, flow: str) -> str:
@@ -40,6 +45,8 @@ class ComponentDocument(msgspec.Struct, kw_only=True):
     """sha256 of the component bytes (their object name)."""
     size: int
     manifest: ComponentManifest
+    revision: str = ""
+    """The pack revision this component belongs to (see `pack_revision`)."""
 
 
 def component_key(env: str, tenant: str, pack: str, component: str) -> str:
@@ -50,3 +57,53 @@ def component_key(env: str, tenant: str, pack: str, component: str) -> str:
 
 encode_component_document = msgspec.json.Encoder().encode
 decode_component_document = msgspec.json.Decoder(ComponentDocument).decode
+
+
+class PackVersionDocument(msgspec.Struct, kw_only=True):
+    """Everything one revision of a pack gave one tenant: written once, never changed, purged
+    when it falls out of the kept revisions."""
+
+    tenant: str
+    pack: str
+    pack_version: str
+    revision: str
+    published_ms: int
+    flows: list[FlowDocument]
+    components: list[ComponentDocument]
+
+
+class PackHistory(msgspec.Struct, kw_only=True):
+    """The kept revisions of one tenant's pack, oldest first; the last one is current."""
+
+    revisions: list[str] = []
+
+
+HISTORY_TOKEN = "history"
+"""Last token of the history key; never a revision (those are hex)."""
+REVISION_CHARS = 24
+
+
+def pack_revision(pack: str, pack_version: str, flows: list[tuple[str, str]],
+                  components: list[tuple[str, str, bytes]]) -> str:
+    """A short content id of a pack: its version, every flow's (id, sha256) and every
+    component's (id, digest, encoded manifest); the same content always gives the same id."""
+    encoded = msgspec.json.encode([pack, pack_version, sorted(flows),
+                                   sorted((i, d, m.decode()) for i, d, m in components)])
+    return hashlib.sha256(encoded).hexdigest()[:REVISION_CHARS]
+
+
+def pack_version_key(env: str, tenant: str, pack: str, revision: str) -> str:
+    """KV key of a tenant's pack revision: `{env}.{tenant}.{pack}.{revision}`."""
+    return ".".join(validate_token(name, value) for name, value in
+                    (("env", env), ("tenant", tenant), ("pack", pack), ("revision", revision)))
+
+
+def pack_history_key(env: str, tenant: str, pack: str) -> str:
+    """KV key of a tenant's pack history: `{env}.{tenant}.{pack}.history`."""
+    return pack_version_key(env, tenant, pack, HISTORY_TOKEN)
+
+
+encode_pack_version = msgspec.json.Encoder().encode
+decode_pack_version = msgspec.json.Decoder(PackVersionDocument).decode
+encode_pack_history = msgspec.json.Encoder().encode
+decode_pack_history = msgspec.json.Decoder(PackHistory).decode

@@ -5,18 +5,22 @@ import asyncio
 import secrets
 from typing import Any
 
-import nats.errors
 import structlog
 from aiohttp import web
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
 
+from greentic.admin.api import AdminApi
+from greentic.admin.tokens import parse_admin_tokens
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
+from greentic.errors import ConfigError
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.webchat.directline import DirectLine
 from greentic.providers.webhooks import Webhooks
+from greentic.service.limits import limited_app, limited_runner
+from greentic.service.web import json_errors
 from greentic.telemetry.tracing import span
 
 log = structlog.get_logger(__name__)
@@ -56,30 +60,14 @@ async def _traced(request: web.Request, handler: Any) -> web.StreamResponse:
     `traceparent`), so the publish and every later hop join the caller's trace."""
     if request.method == "GET":
         return await handler(request)
+    # an unmatched path is the client's text (scanners, typos): never a span name
     route = request.match_info.route.resource.canonical if request.match_info.route.resource \
-        else request.path
+        else "unmatched"
     with span(f"{request.method} {route}", kind=SpanKind.SERVER, headers=request.headers,
               attributes={"http.request.method": request.method, "http.route": route}) as current:
         response = await handler(request)
         current.set_attribute("http.response.status_code", response.status)
         return response
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every failure is a clear 4xx/5xx; nothing crashes the server."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status >= 400 and exc.content_type != "application/json":
-            return web.json_response({"error": {"code": exc.reason, "message": exc.text}},
-                                     status=exc.status)
-        raise
-    except (nats.errors.Error, TimeoutError) as exc:
-        log.warning("publish failed", path=request.path, error=repr(exc))
-        return web.json_response({"error": {"code": "ServiceUnavailable",
-                                            "message": "message bus unavailable; retry"}},
-                                 status=503, headers={"Retry-After": "1"})
 
 
 class IngressService:
@@ -91,6 +79,11 @@ class IngressService:
         self._runner: web.AppRunner | None = None
         self._directline: DirectLine | None = None
         self._stopped = asyncio.Event()
+        self.admin_tokens = parse_admin_tokens(settings.admin_tokens)
+        if self.admin_tokens and settings.admin_port == settings.http_port != 0:
+            raise ConfigError(f"GREENTIC_ADMIN_PORT={settings.admin_port}: the admin API needs "
+                              "its own port, not the public GREENTIC_HTTP_PORT")
+        self.admin: AdminApi | None = None
 
     async def start(self, nc: Client, js: JetStreamContext) -> None:
         key = self.settings.webchat_token_key
@@ -101,24 +94,32 @@ class IngressService:
         public_url = self.settings.public_url or f"http://127.0.0.1:{self.settings.http_port}"
         self._directline = DirectLine(js, self.bundle, self.settings.env, key.encode(),
                                       public_url)
-        app = web.Application(client_max_size=self.settings.max_body_bytes,
-                              middlewares=[cors_middleware(self.settings.cors_origins),
-                                           _traced, _errors])
+        app = limited_app(max_body_bytes=self.settings.max_body_bytes,
+                          body_timeout_s=self.settings.http_body_timeout_s,
+                          middlewares=[cors_middleware(self.settings.cors_origins), _traced,
+                                       json_errors])
         self._webhooks = Webhooks(js, self.bundle, self.settings.env, {
             telegram.KIND: telegram.TelegramWebhook(), slack.KIND: slack.SlackWebhook(),
             whatsapp.KIND: whatsapp.WhatsAppWebhook(), teams.KIND: teams.TeamsWebhook()})
         app.add_routes(self._directline.routes())
         app.add_routes(self._webhooks.routes())
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = limited_runner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()
         log.info("http listening", url=public_url, webchat=f"{public_url}/webchat/")
+        if self.admin_tokens:
+            self.admin = AdminApi(self.settings, self.admin_tokens, nc, js)
+            await self.admin.start()
+        else:
+            log.info("admin API not started: GREENTIC_ADMIN_TOKENS is empty")
 
     async def run(self) -> None:
         await self._stopped.wait()
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, finishes in-flight requests
         self._stopped.set()

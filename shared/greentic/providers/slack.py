@@ -20,7 +20,14 @@ from aiohttp import web
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, secret_matches
+from greentic.providers.webhooks import (
+    InboundEvent,
+    json_list,
+    json_object,
+    optional_text,
+    secret_matches,
+)
+from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 KIND = "slack"
@@ -39,25 +46,34 @@ class SlackWebhook:
     async def receive(self, request: web.Request, body: bytes, channel: ChannelInstance
                       ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+        fresh = timestamp.isascii() and timestamp.isdigit() and \
+            abs(time.time() - int(timestamp)) <= MAX_SKEW_S
+        if not fresh:
             raise web.HTTPUnauthorized(text="missing or stale X-Slack-Request-Timestamp")
         expected = slack_signature(channel.secret("signing_secret"), timestamp, body)
         if not secret_matches(request.headers.get("X-Slack-Signature", ""), expected):
             raise web.HTTPUnauthorized(text="bad X-Slack-Signature")
-        try:
-            if request.content_type == "application/x-www-form-urlencoded":
-                payload = msgspec.json.decode(parse_qs(body.decode())["payload"][0])
-                return None, _interaction(payload)
-            payload = msgspec.json.decode(body)
-        except (msgspec.DecodeError, KeyError, UnicodeDecodeError) as exc:
-            raise web.HTTPBadRequest(text=f"not a Slack payload: {exc}") from None
-        if not isinstance(payload, dict):
-            raise web.HTTPBadRequest(text="not a Slack payload")
-        if payload.get("type") == "url_verification":
-            return web.json_response({"challenge": payload.get("challenge", "")}), []
-        if payload.get("type") == "event_callback":
-            return None, _message(payload)
-        return None, []
+        return parse_body(body, request.content_type)
+
+
+def parse_body(body: bytes, content_type: str
+               ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
+    """A verified request body → the challenge answer and/or its events; HTTPBadRequest if it
+    is not a Slack payload."""
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            payload = decode_json(parse_qs(body.decode())["payload"][0])
+            return None, _interaction(payload)
+        payload = decode_json(body)
+    except (msgspec.DecodeError, KeyError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(text=f"not a Slack payload: {exc}") from None
+    if not isinstance(payload, dict):
+        raise web.HTTPBadRequest(text="not a Slack payload")
+    if payload.get("type") == "url_verification":
+        return web.json_response({"challenge": payload.get("challenge", "")}), []
+    if payload.get("type") == "event_callback":
+        return None, _message(payload)
+    return None, []
 
 
 def _message(payload: dict[str, Any]) -> list[InboundEvent]:
@@ -69,23 +85,26 @@ def _message(payload: dict[str, Any]) -> list[InboundEvent]:
     return [InboundEvent(event_id=str(payload.get("event_id") or event.get("ts")),
                          conversation=str(event["channel"]), sender=str(event.get("user", "")),
                          text=str(event.get("text") or ""),
-                         thread=event.get("thread_ts") or event.get("ts"), raw=payload)]
+                         thread=optional_text(event.get("thread_ts") or event.get("ts")),
+                         raw=payload)]
 
 
 def _interaction(payload: Any) -> list[InboundEvent]:
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":
         return []
-    actions = payload.get("actions") or []
-    channel = (payload.get("channel") or {}).get("id")
+    actions = json_list(payload.get("actions"))
+    channel = json_object(payload.get("channel")).get("id")
     if not actions or not channel:
         return []
-    value = str(actions[0].get("value") or "")
-    container = payload.get("container") or {}
-    return [InboundEvent(event_id=str(payload.get("trigger_id") or actions[0].get("action_ts")),
+    action = json_object(actions[0])
+    value = str(action.get("value") or "")
+    container = json_object(payload.get("container"))
+    return [InboundEvent(event_id=str(payload.get("trigger_id") or action.get("action_ts")),
                          conversation=str(channel),
-                         sender=str((payload.get("user") or {}).get("id", "")), text=value,
-                         value=value, thread=container.get("thread_ts")
-                         or container.get("message_ts"), raw=payload)]
+                         sender=str(json_object(payload.get("user")).get("id", "")), text=value,
+                         value=value, thread=optional_text(container.get("thread_ts")
+                                                           or container.get("message_ts")),
+                         raw=payload)]
 
 
 def blocks(envelope: Envelope) -> list[dict[str, Any]]:

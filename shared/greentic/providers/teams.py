@@ -18,7 +18,7 @@ from aiohttp import web
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, decode_json_body
+from greentic.providers.webhooks import InboundEvent, decode_json_body, json_object
 from greentic.types.envelope import Envelope
 
 KIND = "teams"
@@ -64,23 +64,30 @@ class TeamsWebhook:
                                 options={"require": ["exp", "iss", "aud"]})
         except jwt.PyJWTError as exc:
             raise web.HTTPForbidden(text=f"invalid token: {exc}") from None
-        activity = decode_json_body(body)
-        if not isinstance(activity, dict) or not isinstance(activity.get("conversation"), dict):
-            raise web.HTTPBadRequest(text="not a Bot Framework activity")
-        service_url = str(activity.get("serviceUrl") or "")
+        service_url, events = parse_body(body)
         if claims.get("serviceUrl") and claims["serviceUrl"] != service_url:
             raise web.HTTPForbidden(text="serviceUrl does not match the token")
-        if activity.get("type") != "message":
-            return None, []  # conversationUpdate, typing…: acknowledged, not conversation input
-        value = activity.get("value")
-        text = str(activity.get("text") or "")
-        if not text and isinstance(value, dict):  # Adaptive Card submit / hero card messageBack
-            text = str(value.get("text") or value.get("choice") or value.get("action") or "")
-        conversation_id = str(activity["conversation"].get("id") or "")
-        return None, [InboundEvent(
-            event_id=str(activity.get("id") or ""), conversation=f"{service_url}|{conversation_id}",
-            sender=str((activity.get("from") or {}).get("id") or ""), text=text, value=value,
-            thread=str(activity.get("id") or ""), raw=activity)]
+        return None, events
+
+
+def parse_body(body: bytes) -> tuple[str, list[InboundEvent]]:
+    """An activity body → its `serviceUrl` and events; HTTPBadRequest if it is not an
+    activity."""
+    activity = decode_json_body(body)
+    if not isinstance(activity, dict) or not isinstance(activity.get("conversation"), dict):
+        raise web.HTTPBadRequest(text="not a Bot Framework activity")
+    service_url = str(activity.get("serviceUrl") or "")
+    if activity.get("type") != "message":
+        return service_url, []  # conversationUpdate, typing…: acknowledged, not input
+    value = activity.get("value")
+    text = str(activity.get("text") or "")
+    if not text and isinstance(value, dict):  # Adaptive Card submit / hero card messageBack
+        text = str(value.get("text") or value.get("choice") or value.get("action") or "")
+    conversation_id = str(activity["conversation"].get("id") or "")
+    return service_url, [InboundEvent(
+        event_id=str(activity.get("id") or ""), conversation=f"{service_url}|{conversation_id}",
+        sender=str(json_object(activity.get("from")).get("id") or ""), text=text, value=value,
+        thread=str(activity.get("id") or ""), raw=activity)]
 
 
 def hero_card(envelope: Envelope) -> dict[str, Any]:

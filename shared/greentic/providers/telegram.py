@@ -13,7 +13,12 @@ from aiohttp import web
 from greentic.errors import DeadLetter
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, decode_json_body, secret_matches
+from greentic.providers.webhooks import (
+    InboundEvent,
+    decode_json_body,
+    json_object,
+    secret_matches,
+)
 from greentic.types.envelope import Envelope
 
 KIND = "telegram"
@@ -28,11 +33,16 @@ class TelegramWebhook:
         if not secret_matches(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""),
                               channel.secret("secret_token")):
             raise web.HTTPUnauthorized(text="secret token missing or wrong")
-        update = decode_json_body(body)
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            raise web.HTTPBadRequest(text="not a Telegram update (no update_id)")
-        event = _event(update)
-        return None, [event] if event else []
+        return None, parse_body(body)
+
+
+def parse_body(body: bytes) -> list[InboundEvent]:
+    """A webhook body → its events (none or one); HTTPBadRequest if it is not an update."""
+    update = decode_json_body(body)
+    if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+        raise web.HTTPBadRequest(text="not a Telegram update (no update_id)")
+    event = _event(update)
+    return [event] if event else []
 
 
 def _event(update: dict[str, Any]) -> InboundEvent | None:
@@ -40,14 +50,15 @@ def _event(update: dict[str, Any]) -> InboundEvent | None:
     message = update.get("message") or update.get("edited_message")
     if isinstance(message, dict) and isinstance(message.get("chat"), dict):
         return InboundEvent(event_id=event_id, conversation=str(message["chat"].get("id")),
-                            sender=str((message.get("from") or {}).get("id", "")),
+                            sender=str(json_object(message.get("from")).get("id", "")),
                             text=str(message.get("text") or message.get("caption") or ""),
                             raw=update)
-    query = update.get("callback_query")
-    if isinstance(query, dict) and isinstance((query.get("message") or {}).get("chat"), dict):
+    query = json_object(update.get("callback_query"))
+    chat = json_object(query.get("message")).get("chat")
+    if isinstance(chat, dict):
         data = str(query.get("data") or "")
-        return InboundEvent(event_id=event_id, conversation=str(query["message"]["chat"]["id"]),
-                            sender=str((query.get("from") or {}).get("id", "")), text=data,
+        return InboundEvent(event_id=event_id, conversation=str(chat.get("id")),
+                            sender=str(json_object(query.get("from")).get("id", "")), text=data,
                             value=data, raw=update)
     return None  # other update kinds (joins, polls…) are not conversation input
 

@@ -20,6 +20,7 @@ from greentic.bus.subjects import conversation_token
 from greentic.config.bundle import Bundle
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.inbound import publish_inbound
+from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 log = structlog.get_logger(__name__)
@@ -52,14 +53,30 @@ class WebhookProvider(Protocol):
 def decode_json_body(body: bytes) -> Any:
     """A webhook body as JSON, or 400 naming the parse error."""
     try:
-        return msgspec.json.decode(body)
+        return decode_json(body)
     except msgspec.DecodeError as exc:
         raise web.HTTPBadRequest(text=f"not JSON: {exc}") from None
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: in a forged or future payload, any
+    field a provider documents as an object may be anything."""
+    return value if isinstance(value, dict) else {}
+
+
+def json_list(value: Any) -> list[Any]:
+    """`value` if it is a JSON array, else an empty one (see `json_object`)."""
+    return value if isinstance(value, list) else []
+
+
+def optional_text(value: Any) -> str | None:
+    """A payload field as text, or None when absent or empty."""
+    return None if value is None or value == "" else str(value)
+
+
 def secret_matches(given: str, expected: str) -> bool:
     """Constant-time comparison of a presented secret or signature."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def event_message_id(channel: ChannelInstance, event_id: str) -> str:
@@ -106,11 +123,15 @@ class Webhooks:
         return response or web.json_response({"ok": True})
 
     async def publish(self, channel: ChannelInstance, event: InboundEvent) -> None:
-        envelope = Envelope(id=event_message_id(channel, event.event_id), ctx=channel.ctx,
-                            channel=channel.channel, provider=channel.provider,
-                            conversation=conversation_token(event.conversation),
-                            sender=event.sender, text=event.text[:8000], value=event.value,
-                            thread=event.thread, created_ms=int(time.time() * 1000),
-                            raw=event.raw, reply_target=event.conversation)
-        await publish_inbound(self.js, envelope)
+        await publish_inbound(self.js, event_envelope(channel, event))
         self.published += 1
+
+
+def event_envelope(channel: ChannelInstance, event: InboundEvent) -> Envelope:
+    """The inbound envelope of one provider event on `channel`."""
+    return Envelope(id=event_message_id(channel, event.event_id), ctx=channel.ctx,
+                    channel=channel.channel, provider=channel.provider,
+                    conversation=conversation_token(event.conversation), sender=event.sender,
+                    text=event.text[:8000], value=event.value, thread=event.thread,
+                    created_ms=int(time.time() * 1000), raw=event.raw,
+                    reply_target=event.conversation)

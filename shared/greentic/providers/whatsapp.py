@@ -16,7 +16,13 @@ from aiohttp import web
 
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
-from greentic.providers.webhooks import InboundEvent, decode_json_body, secret_matches
+from greentic.providers.webhooks import (
+    InboundEvent,
+    decode_json_body,
+    json_list,
+    json_object,
+    secret_matches,
+)
 from greentic.types.envelope import Envelope
 
 KIND = "whatsapp"
@@ -34,10 +40,7 @@ class WhatsAppWebhook:
                                         hashlib.sha256).hexdigest()
         if not secret_matches(request.headers.get("X-Hub-Signature-256", ""), expected):
             raise web.HTTPUnauthorized(text="bad X-Hub-Signature-256")
-        payload = decode_json_body(body)
-        if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
-            raise web.HTTPBadRequest(text="not a WhatsApp webhook (no entry list)")
-        return None, _events(payload)
+        return None, parse_body(body)
 
     def _verify_subscription(self, request: web.Request, channel: ChannelInstance
                              ) -> web.Response:
@@ -49,15 +52,23 @@ class WhatsAppWebhook:
         return web.Response(text=query.get("hub.challenge", ""))
 
 
+def parse_body(body: bytes) -> list[InboundEvent]:
+    """A verified webhook body → its events; HTTPBadRequest if it has no entry list."""
+    payload = decode_json_body(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
+        raise web.HTTPBadRequest(text="not a WhatsApp webhook (no entry list)")
+    return _events(payload)
+
+
 def _text_of(message: dict[str, Any]) -> tuple[str, Any]:
     if message.get("type") == "text":
-        return str((message.get("text") or {}).get("body") or ""), None
-    interactive = message.get("interactive") or {}
+        return str(json_object(message.get("text")).get("body") or ""), None
+    interactive = json_object(message.get("interactive"))
     reply = interactive.get("button_reply") or interactive.get("list_reply")
     if isinstance(reply, dict):
         return str(reply.get("title") or reply.get("id") or ""), reply.get("id")
     if message.get("type") == "button":  # quick-reply button of a template message
-        button = message.get("button") or {}
+        button = json_object(message.get("button"))
         return str(button.get("text") or ""), button.get("payload")
     return "", None
 
@@ -65,9 +76,9 @@ def _text_of(message: dict[str, Any]) -> tuple[str, Any]:
 def _events(payload: dict[str, Any]) -> list[InboundEvent]:
     events = []
     for entry in payload["entry"]:
-        for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
-            value = change.get("value") if isinstance(change, dict) else None
-            for message in (value or {}).get("messages") or []:
+        for change in json_list(json_object(entry).get("changes")):
+            value = json_object(json_object(change).get("value"))
+            for message in json_list(value.get("messages")):
                 if not isinstance(message, dict) or not message.get("from"):
                     continue
                 text, chosen = _text_of(message)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ from greentic.errors import ComponentError, GreenticError, RetryLater
 from greentic.flow.engine import NodeOutcome, Operation, Turn
 from greentic.flow.model import Node
 from greentic.mcp import call_tool
-from greentic.pack.index import component_key, decode_component_document
+from greentic.pack.index import ComponentDocument, component_key, decode_component_document
 from greentic.types.tenant import TenantCtx
 
 log = structlog.get_logger(__name__)
@@ -83,16 +84,7 @@ class ComponentRegistry:
         self._pending.add(key)
         started = time.monotonic()
         try:
-            document = decode_component_document(value or b"")
-            manifest_bytes = msgspec.json.encode(document.manifest)
-            loaded = self._by_content.get((document.digest, manifest_bytes))
-            if loaded is None:
-                data = (await objects.get(document.digest)).data or b""
-                if hashlib.sha256(data).hexdigest() != document.digest:
-                    raise GreenticError(f"bytes of {document.digest[:12]} do not match their "
-                                        "digest")
-                loaded = await self.host.load_async(document.manifest, data, document.digest)
-                self._by_content[(document.digest, manifest_bytes)] = loaded
+            loaded = await self.load(objects, decode_component_document(value or b""))
         except (msgspec.DecodeError, msgspec.ValidationError, GreenticError) as exc:
             self.refusals += 1
             self._refused[key] = str(exc)
@@ -111,6 +103,20 @@ class ComponentRegistry:
         log.info("component loaded", key=key, world=loaded.world, digest=loaded.digest[:12],
                  ms=round((time.monotonic() - started) * 1000))
 
+    async def load(self, objects: Any, document: ComponentDocument) -> LoadedComponent:
+        """The component a document describes: bytes fetched by digest (sha256 re-checked),
+        compiled through the cache; the same bytes and manifest are loaded once."""
+        manifest_bytes = msgspec.json.encode(document.manifest)
+        loaded = self._by_content.get((document.digest, manifest_bytes))
+        if loaded is None:
+            data = (await objects.get(document.digest)).data or b""
+            if hashlib.sha256(data).hexdigest() != document.digest:
+                raise GreenticError(f"bytes of {document.digest[:12]} do not match their "
+                                    "digest")
+            loaded = await self.host.load_async(document.manifest, data, document.digest)
+            self._by_content[(document.digest, manifest_bytes)] = loaded
+        return loaded
+
 
 def _error(code: str, message: str) -> NodeOutcome:
     return NodeOutcome({"error": {"code": code, "message": message},
@@ -127,14 +133,26 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def component_operations(registry: ComponentRegistry) -> dict[str, Operation]:
-    """`component.exec` and `mcp` for the flow engine, calling components of the flow's pack."""
+PinnedComponents = Callable[[TenantCtx, str, str], dict[str, LoadedComponent] | None]
+"""(tenant, pack, revision) → the components of that older pack revision, when one is loaded."""
+
+
+def component_operations(registry: ComponentRegistry,
+                         pinned: PinnedComponents | None = None) -> dict[str, Operation]:
+    """`component.exec` and `mcp` for the flow engine, calling components of the flow's pack
+    (of the pack revision the turn runs on, when `pinned` has it loaded)."""
 
     def resolve(args: Any, turn: Turn, node: Node) -> LoadedComponent | NodeOutcome:
         if not isinstance(args, dict) or not isinstance(args.get("component"), str):
             return _error("bad-input", f"node {node.id!r}: `component` must name a component")
         flow = turn.envelope.flow
         pack = flow.pack if flow else ""
+        revision = pinned(turn.envelope.ctx, pack, turn.revision) \
+            if pinned is not None and turn.revision else None
+        if revision is not None:
+            return revision.get(args["component"]) or _error(
+                "not-found", f"component {args['component']!r} is not in revision "
+                f"{turn.revision} of pack {pack!r}")
         loaded = registry.get(turn.envelope.ctx, pack, args["component"])
         if loaded is None and registry.is_pending(turn.envelope.ctx, pack, args["component"]):
             raise RetryLater(f"component {args['component']!r} is still loading")

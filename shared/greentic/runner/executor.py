@@ -22,6 +22,7 @@ from greentic.bus.topology import (
     COMPONENTS_OBJECT_STORE,
     FLOWS_BUCKET,
     HOPS,
+    PACK_VERSIONS_BUCKET,
 )
 from greentic.component import ComponentEngine, ComponentHost
 from greentic.config.settings import Settings
@@ -31,6 +32,7 @@ from greentic.flow.turn import FlowResolver
 from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
+from greentic.runner.pack_versions import PackVersions
 from greentic.runner.stores import Stores, open_stores
 from greentic.runner.turn_order import TurnOrder
 from greentic.secrets import SecretsProvider, secrets_from_settings
@@ -76,14 +78,38 @@ def resume_point(session: Session, prepared: PreparedFlow,
 
 
 class TurnApplier:
-    """Applies one message's turn to its session exactly once (CAS + redelivery detection)."""
+    """Applies one message's turn to its session exactly once (CAS + redelivery detection).
 
-    def __init__(self, engine: FlowEngine, sessions: SessionStore, epoch: str) -> None:
+    A conversation paused in an older pack revision than `prepared`'s resumes on that revision
+    (`versions`), flows and components alike, while the revision is kept."""
+
+    def __init__(self, engine: FlowEngine, sessions: SessionStore, epoch: str,
+                 versions: PackVersions | None = None) -> None:
         self.engine = engine
         self.sessions = sessions
         self.epoch = epoch
+        self.versions = versions
         self.conflicts = 0
         self.redeliveries = 0
+        self.pinned_turns = 0
+
+    async def _pinned(self, session: Session, prepared: PreparedFlow, inbound: Envelope
+                      ) -> tuple[PreparedFlow, FlowResolver] | None:
+        """The paused flow of the session's older pack revision, and that revision's resolver;
+        None when the session is on `prepared`'s revision (no lookup at all) or that revision
+        is gone."""
+        snapshot = session.snapshot
+        if self.versions is None or not isinstance(snapshot, dict):
+            return None
+        revision, pack = snapshot.get("revision"), snapshot.get("pack")
+        if not revision or revision == prepared.revision or pack != prepared.pack:
+            return None
+        pinned = await self.versions.get(inbound.ctx, prepared.pack, revision)
+        paused_in = pinned.flows.get(snapshot.get("flow", "")) if pinned is not None else None
+        if pinned is None or paused_in is None:
+            return None
+        self.pinned_turns += 1
+        return paused_in, pinned.flows.get
 
     def _applied(self, session: Session, inbound: Envelope, seq: int) -> bool:
         if inbound.id in session.applied:
@@ -101,9 +127,11 @@ class TurnApplier:
                 if session.applied and session.applied[-1] == inbound.id:
                     return msgspec.convert(session.replies, list[Reply])
                 return []  # an older turn: acked after its replies went out, nothing to redo
+            run_on, run_resolve = await self._pinned(session, prepared, inbound) or \
+                (prepared, resolve)
             try:
                 result = await self.engine.run_turn(
-                    prepared, inbound, resume_point(session, prepared, resolve), resolve,
+                    run_on, inbound, resume_point(session, run_on, run_resolve), run_resolve,
                     session={"turn": session.turns + 1, "key": key.path()})
             except FlowError as exc:
                 raise DeadLetter(str(exc)) from None
@@ -140,7 +168,9 @@ class ExecutorService(HopService):
             secrets if secrets is not None else secrets_from_settings(settings),
             threads=settings.wasm_threads))
         engine = FlowEngine()
-        engine.operations.update(component_operations(self.components))
+        self.versions = PackVersions(engine, self.components, settings.pinned_versions_cached)
+        engine.operations.update(component_operations(self.components,
+                                                      self.versions.pinned_components))
         self.registry = FlowRegistry(engine)
         self._follows: list[asyncio.Task] = []
         self._stores: Stores | None = None
@@ -154,7 +184,8 @@ class ExecutorService(HopService):
         self.components.host.state = self._stores.state  # components share the flows' store
         routed = HOPS["routed"].stream
         epoch = str((await self.js.stream_info(routed)).created or "")
-        self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch)
+        self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch,
+                                    self.versions)
         give_up = self.settings.ack_wait_s * (self.settings.max_deliver + 2) + 30
         self._order = TurnOrder(self.nc, self.js, routed, ack_wait_s=self.settings.ack_wait_s,
                                 give_up_s=give_up)
@@ -162,6 +193,7 @@ class ExecutorService(HopService):
         kv = await self.js.key_value(FLOWS_BUCKET)
         components_kv = await self.js.key_value(COMPONENT_INDEX_BUCKET)
         objects = await self.js.object_store(COMPONENTS_OBJECT_STORE)
+        self.versions.attach(await self.js.key_value(PACK_VERSIONS_BUCKET), objects)
         self._follows = [asyncio.create_task(self.components.follow(components_kv, objects)),
                          asyncio.create_task(self.registry.follow(kv))]
         await self.components.loaded.wait()
@@ -183,12 +215,16 @@ class ExecutorService(HopService):
 
     def stats(self) -> dict[str, Any]:
         sessions = {"session_conflicts": self._applier.conflicts,
-                    "redeliveries_recognised": self._applier.redeliveries} if self._applier else {}
+                    "redeliveries_recognised": self._applier.redeliveries,
+                    "pinned_turns": self._applier.pinned_turns} if self._applier else {}
+        versions = {"pinned_revision_loads": self.versions.loads,
+                    "pinned_revisions_gone": self.versions.gone,
+                    "pinned_revision_last_load_ms": round(self.versions.last_load_ms, 1)}
         waits = {"turn_waits": self._order.waits} if self._order else {}
         return {"flows": len(self.registry), "components": len(self.components),
                 "component_refusals": self.components.refusals,
                 "session_backend": self.settings.session_backend,
-                **sessions, **waits, **super().stats()}
+                **sessions, **versions, **waits, **super().stats()}
 
     async def on_acked(self, msg: Msg) -> None:
         if self._order is not None:

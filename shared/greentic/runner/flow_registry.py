@@ -57,7 +57,7 @@ class FlowRegistry:
         try:
             document = decode_flow_document(value or b"")
             prepared = self.engine.prepare(load_flow(document.source, document.file),
-                                           document.pack)
+                                           document.pack, document.revision)
         except (msgspec.DecodeError, FlowError) as exc:
             log.error("flow in index is unusable; keeping the previous version", key=key,
                       error=str(exc))

@@ -4,8 +4,11 @@ message of its conversation still in GREENTIC_ROUTED (a work queue: acked messag
 Every routed subject ends with the conversation's token, so a direct get of the first message
 on that subject names the conversation's head. Others wait (keeping their delivery alive with
 in-progress acks) until the executor that acks the head announces it on
-`greentic.executor.released.…`, or a slow poll notices. A crashed executor's head is redelivered
-after ack_wait and its successors keep waiting meanwhile; nothing runs out of order.
+`greentic.executor.released.…`, or a slow poll notices. Within one executor only the oldest
+waiting message of a conversation asks the stream and is woken by a release; the younger ones
+wait behind it, so a backlog of n messages costs O(n) head lookups, not O(n²). A crashed
+executor's head is redelivered after ack_wait and its successors keep waiting meanwhile; nothing
+runs out of order.
 """
 
 import asyncio
@@ -58,8 +61,9 @@ class TurnOrder:
             await self._sub.unsubscribe()
 
     async def _on_released(self, notice: Msg) -> None:
-        for event in self._waiting.get(routed_of_released(notice.subject), {}).values():
-            event.set()
+        waiters = self._waiting.get(routed_of_released(notice.subject))
+        if waiters:
+            waiters[min(waiters)].set()
 
     async def head(self, subject: str) -> int | None:
         """Stream sequence of the oldest message still pending on `subject`."""
@@ -81,24 +85,27 @@ class TurnOrder:
         event = asyncio.Event()
         waiters = self._waiting.setdefault(msg.subject, {})
         waiters[mine] = event
-        started = last_keepalive = time.monotonic()
+        last_keepalive = time.monotonic()
+        oldest_since: float | None = None  # when this became the oldest local waiter
         counted = False
         try:
             while True:
                 event.clear()  # before reading the head, so no release can slip in between
-                head = await self.head(msg.subject)
-                if head is None or head >= mine:
-                    return
+                if min(waiters) == mine:  # the oldest local waiter speaks for the others
+                    head = await self.head(msg.subject)
+                    if head is None or head >= mine:
+                        return
+                    oldest_since = oldest_since or time.monotonic()
+                    if time.monotonic() - oldest_since > self.give_up_s:
+                        log.error("head of conversation pending too long; treating it as "
+                                  "orphaned", subject=msg.subject, head=head, waiting_seq=mine)
+                        return
                 if self.stopping:
                     raise RetryLater("executor stopping while waiting for its turn")
-                now = time.monotonic()
-                if now - started > self.give_up_s:
-                    log.error("head of conversation pending too long; treating it as orphaned",
-                              subject=msg.subject, head=head, waiting_seq=mine)
-                    return
                 if not counted:
                     self.waits += 1
                     counted = True
+                now = time.monotonic()
                 if now - last_keepalive >= self.keepalive_s:
                     await msg.in_progress()  # keep our delivery; the wait is not a failure
                     last_keepalive = now

@@ -36,10 +36,17 @@ class SecretsProvider(Protocol):
 
 
 def secret_variable(tenant: str, name: str) -> str:
-    """`GREENTIC_SECRET__{TENANT}__{NAME}`: upper case, `-` and `.` become `_`."""
-    def norm(value: str) -> str:
-        return re.sub(r"[^A-Z0-9_]", "_", value.upper())
-    return f"GREENTIC_SECRET__{norm(tenant)}__{norm(name)}"
+    """`GREENTIC_SECRET__{TENANT}__{NAME}`: upper case, `-` and `.` become `_`.
+
+    A tenant or name that would make `__` ambiguous (`__` inside, `_` at either end) is
+    refused: tenant `a` + name `b__c` and tenant `a__b` + name `c` would share a variable."""
+    def norm(kind: str, value: str) -> str:
+        normal = re.sub(r"[^A-Z0-9_]", "_", value.upper())
+        if not normal or "__" in normal or normal.startswith("_") or normal.endswith("_"):
+            raise ConfigError(f"secret {kind} {value!r} cannot be an environment variable "
+                              "part: no '__', and no '_', '-' or '.' at either end")
+        return normal
+    return f"GREENTIC_SECRET__{norm('tenant', tenant)}__{norm('name', name)}"
 
 
 class EnvSecretsProvider:

@@ -13,6 +13,8 @@ from nats.js import JetStreamContext
 from greentic.bus.connection import connect
 from greentic.bus.topology import ensure_streams
 from greentic.config.settings import Settings
+from greentic.service.limits import limited_app, limited_runner
+from greentic.service.web import json_errors
 from greentic.telemetry.logging import configure_logging
 from greentic.telemetry.metrics import configure_metrics, prometheus_text
 from greentic.telemetry.tracing import configure_tracing
@@ -38,7 +40,13 @@ class Service(Protocol):
         """Counters shown on /healthz."""
 
 
-async def _health_app(service: Service, nc: Client, ready: asyncio.Event) -> web.Application:
+HEALTH_MAX_BODY_BYTES = 1024
+"""The health server takes no bodies; anything bigger is refused with 413."""
+
+
+def health_app(service: Service, nc: Client, ready: asyncio.Event,
+               body_timeout_s: float) -> web.Application:
+    """/healthz, /readyz and /metrics, under the platform's HTTP limits."""
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "service": service.name, **service.stats()})
 
@@ -47,12 +55,13 @@ async def _health_app(service: Service, nc: Client, ready: asyncio.Event) -> web
         return web.json_response({"ready": ok, "nats": nc.is_connected},
                                  status=200 if ok else 503)
 
-    app = web.Application()
     async def prometheus(_request: web.Request) -> web.Response:
         return web.Response(body=prometheus_text(),
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
+    app = limited_app(max_body_bytes=HEALTH_MAX_BODY_BYTES, body_timeout_s=body_timeout_s,
+                      middlewares=[json_errors])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)
@@ -67,7 +76,7 @@ async def run_service(service: Service, settings: Settings) -> None:
     nc = await connect(settings.nats_url, service.name, creds=settings.nats_creds)
     js = nc.jetstream()
     ready = asyncio.Event()
-    runner = web.AppRunner(await _health_app(service, nc, ready), access_log=None)
+    runner = limited_runner(health_app(service, nc, ready, settings.http_body_timeout_s))
     await runner.setup()
     site = web.TCPSite(runner, settings.health_host, settings.health_port)
     await site.start()

@@ -75,6 +75,11 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Session)
 
 
+def session_document(key: SessionKey, session: Session, revision: int) -> dict[str, Any]:
+    """A session as operators see it (`greentic session show`, the admin API)."""
+    return {"key": key.path(), "revision": revision, **msgspec.to_builtins(session)}
+
+
 def encode_session(session: Session) -> bytes:
     return _encoder.encode(session)
 

@@ -22,6 +22,10 @@ class ComponentLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     """Wasm instructions (roughly) one call may execute."""
     memory_mib: int = 64
     """Linear memory cap per instance; a componentize-py guest needs at least 16."""
+    max_output_bytes: int = 1024 * 1024
+    """Largest result one call may return (seed `data`/`error`, node output CBOR, MCP result);
+    a bigger one is refused with code `output-too-large`. Host memory stays bounded by
+    `memory_mib` meanwhile: the result is copied out of guest memory once, then dropped."""
     reuse: Literal["none", "conversation"] = "none"
     """`none`: a fresh instance per call. `conversation`: reuse an instance for later calls of
     the same tenant + conversation only (never across conversations or tenants)."""

@@ -77,7 +77,7 @@ def decode_envelope(data: bytes) -> Envelope:
     """JSON bytes → Envelope; garbage raises EnvelopeError saying which field is wrong."""
     try:
         envelope = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"not a valid envelope: {exc}") from None
     if envelope.v > ENVELOPE_VERSION:
         raise EnvelopeError(f"envelope version {envelope.v} is newer than {ENVELOPE_VERSION}")

@@ -22,8 +22,8 @@ from greentic.errors import SubjectError
 from greentic.providers.inbound import publish_inbound
 from greentic.providers.webchat.activity import (
     PROVIDER,
+    Activity,
     activity_id,
-    decode_activity,
     encode_activity,
     envelope_from_activity,
     user_echo,
@@ -37,6 +37,7 @@ from greentic.providers.webchat.tokens import (
     verify_token,
 )
 from greentic.providers.webchat.transcript import Transcript
+from greentic.service.web import decode_json
 from greentic.types.tenant import TenantCtx
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,20 @@ class AnonymousTokenRequest(msgspec.Struct):
 def _error(status: int, code: str, message: str) -> web.Response:
     """Direct Line's error body shape."""
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+MAX_WATERMARK = 2**63 - 1
+
+
+def _watermark(request: web.Request) -> int | None:
+    """The `watermark` query parameter: a stream sequence (0 … 2⁶³-1), or None when absent;
+    400 for anything else (it is passed on to JetStream)."""
+    raw = request.query.get("watermark")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_WATERMARK:
+        raise web.HTTPBadRequest(text=f"watermark must be a number from 0 to {MAX_WATERMARK}")
+    return int(raw)
 
 
 class DirectLine:
@@ -138,7 +153,7 @@ class DirectLine:
 
     async def anonymous_token(self, request: web.Request) -> web.Response:
         try:
-            wanted = msgspec.json.decode(await request.read(), type=AnonymousTokenRequest)
+            wanted = decode_json(await request.read(), AnonymousTokenRequest)
         except msgspec.DecodeError as exc:
             return _error(400, "BadArgument", f"expected {{tenant, team, channel}}: {exc}")
         if (wanted.tenant, wanted.team, wanted.channel) not in self.anonymous:
@@ -166,7 +181,7 @@ class DirectLine:
         claims = self._claims(request)
         cid = self._conversation(request, claims)
         try:
-            activity = decode_activity(await request.read())
+            activity = decode_json(await request.read(), Activity)
         except msgspec.DecodeError as exc:
             return _error(400, "BadArgument", f"not a valid activity: {exc}")
         if activity.type != "message":
@@ -185,10 +200,7 @@ class DirectLine:
     async def get_activities(self, request: web.Request) -> web.Response:
         claims = self._claims(request)
         cid = self._conversation(request, claims)
-        try:
-            watermark = int(request.query.get("watermark") or 0)
-        except ValueError:
-            return _error(400, "BadArgument", "watermark must be a number")
+        watermark = _watermark(request) or 0
         transcript = Transcript(self.js, self._ctx(claims), claims.channel, cid)
         activities, watermark = await transcript.read(watermark)
         return web.Response(body=msgspec.json.encode({"activities": activities,
@@ -198,8 +210,7 @@ class DirectLine:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         claims = self._claims(request, request.query.get("t"))
         cid = self._conversation(request, claims)
-        raw_watermark = request.query.get("watermark")
-        watermark = int(raw_watermark) if raw_watermark and raw_watermark.isdigit() else None
+        watermark = _watermark(request)
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         transcript = Transcript(self.js, self._ctx(claims), claims.channel, cid)

@@ -53,7 +53,8 @@ def verify_token(key: bytes, token: str) -> TokenClaims:
     if not dot:
         raise TokenError("malformed token")
     expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, signature):
+    # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a "no")
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape")):
         raise TokenError("token signature is invalid")
     try:
         claims = _decode(_unb64(payload))

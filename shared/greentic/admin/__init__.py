@@ -1,0 +1,1 @@
+"""The admin API: operators manage sessions and deploy packs, over its own port."""

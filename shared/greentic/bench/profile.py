@@ -1,0 +1,61 @@
+"""`--profile`: py-spy samples every service process during a bench run; a short summary of
+where each spends its CPU goes next to the raw (collapsed-stack) files."""
+
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+
+def start_profilers(processes: dict[str, subprocess.Popen], out: Path,
+                    rate_hz: int = 250) -> dict[str, subprocess.Popen]:
+    """One `py-spy record` per process, writing `<out>/<name>.txt` (collapsed stacks)."""
+    # installed beside this Python (a venv's bin/ need not be on PATH)
+    spy = shutil.which("py-spy", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                       os.environ.get("PATH", "")]))
+    if spy is None:
+        raise click.ClickException("py-spy is not installed (pip install -e '.[dev]')")
+    out.mkdir(parents=True, exist_ok=True)
+    return {name: subprocess.Popen(
+        [spy, "record", "--pid", str(process.pid), "--rate", str(rate_hz), "--format", "raw",
+         "--nonblocking", "-o", str(out / f"{name}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name, process in processes.items()}
+
+
+def stop_profilers(profilers: dict[str, subprocess.Popen]) -> None:
+    """Ask each py-spy to write its file and wait for it."""
+    for spy in profilers.values():
+        spy.send_signal(signal.SIGINT)
+    for spy in profilers.values():
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
+# threads that only wait (the wasm epoch ticker, nats-py's flusher between writes)
+_IDLE = ("Condition.wait", "Event.wait")
+
+
+def hot_functions(collapsed: Path, top: int = 12) -> list[tuple[float, str]]:
+    """(share of busy samples, function) of the functions most often on the stack, counting
+    each once per sample (inclusive), among the project's own and its libraries' frames."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    busy = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if any(idle in frames[-1] for idle in _IDLE):
+            continue
+        busy += int(count)
+        for frame in set(frames[1:]):
+            inclusive[frame] += int(count)
+    outer = {f for f, n in inclusive.items() if n >= 0.95 * busy}  # main(), run(), …
+    return [(n / busy, f) for f, n in inclusive.most_common(top + len(outer))
+            if f not in outer][:top] if busy else []

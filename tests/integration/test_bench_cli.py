@@ -1,0 +1,42 @@
+"""`greentic bench e2e|load` as a user runs them: a baseline and the five services in one run,
+a table of ratios, py-spy profiles and a PNG chart."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def bench(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "greentic", "bench", *args],
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_e2e_prints_ratios_against_the_baseline_and_profiles_every_service(
+        tmp_path: Path) -> None:
+    out = bench("e2e", "--conversations", "3", "--messages", "6", "--profile",
+                str(tmp_path / "profile"))
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines()
+            if line.startswith("│")]
+    cells = next(row for row in rows
+                 if row[0] == "greentic, 1 executor(s)" and row[1].isdigit())
+    assert cells[1] == "18"  # every message answered
+    assert float(cells[3]) > 0  # throughput as a ratio of the baseline's
+    profiles = tmp_path / "profile" / "executors-1"
+    for name in ("ingress", "router", "executor-0", "egress", "pack-loader"):
+        assert (profiles / f"{name}.txt").is_file(), name  # empty if it never ran when sampled
+        assert f"{name}: where the CPU went" in out
+    assert (profiles / "executor-0.txt").stat().st_size > 0
+
+
+def test_load_measures_each_offered_rate_and_draws_the_chart(tmp_path: Path) -> None:
+    chart = tmp_path / "load.png"
+    out = bench("load", "--rates", "10,20", "--seconds", "1", "--conversations", "2",
+                "--plot", str(chart))
+    measured = [line.split("│")[1].strip() for line in out.splitlines()
+                if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+    assert measured == ["10", "20"], out
+    assert chart.read_bytes().startswith(PNG_MAGIC)
