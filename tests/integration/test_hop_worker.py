@@ -104,3 +104,26 @@ async def test_a_new_worker_runs_what_a_crashed_one_held_before_newer_messages(
     assert await recorder.wait_for(3) == [0, 1, 2]
     await worker.stop()
 
+
+
+async def test_a_handler_longer_than_ack_wait_keeps_its_delivery(
+        hop: tuple[JetStreamContext, Hop]) -> None:
+    js, stream = hop
+    calls: list[tuple[int, int]] = []
+    done = asyncio.Event()
+
+    async def slow(msg: Msg) -> None:  # e.g. egress waiting for its channel's send slot
+        calls.append((int(msg.data), msg.metadata.num_delivered))
+        await asyncio.sleep(4 * ACK_WAIT_S)
+        done.set()
+
+    worker = HopWorker(js, stream, slow, max_deliver=10, ack_wait_s=ACK_WAIT_S)
+    asyncio.get_running_loop().create_task(worker.run())
+    await publish(js, stream, "x", 0)
+    async with asyncio.timeout(30):
+        await done.wait()
+    await asyncio.sleep(2 * ACK_WAIT_S)  # a redelivery, had there been one, would show now
+    await worker.stop()
+    assert calls == [(0, 1)]  # handled once, on its first delivery
+    info = await js.consumer_info(stream.stream, stream.consumer)
+    assert (info.num_ack_pending, info.num_redelivered) == (0, 0)

@@ -88,6 +88,8 @@ class HopWorker:
     _in_flight: set[asyncio.Task[bool]] = field(default_factory=set)
     _parked: dict[str, _Parked] = field(default_factory=dict)
     _keeping_parked: asyncio.Task[None] | None = None
+    _handling: dict[int, tuple[Msg, float]] = field(default_factory=dict)
+    """Messages whose handler runs, with when it started (kept alive past ack_wait)."""
 
     async def run(self) -> None:
         """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
@@ -95,6 +97,7 @@ class HopWorker:
         fetcher = BatchFetcher(sub, self.batch)
         if self.chain_conversations:
             await self._park_conversations_held_elsewhere()
+        keeping_alive = asyncio.create_task(self._keep_handled_alive())
         try:
             while not self._stopping.is_set():
                 room = self.max_in_flight - len(self._in_flight)
@@ -113,6 +116,7 @@ class HopWorker:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
+            keeping_alive.cancel()
             if self._keeping_parked is not None:
                 self._keeping_parked.cancel()  # parked messages come back after ack_wait
             self._stopped.set()
@@ -171,7 +175,31 @@ class HopWorker:
             self._release(_conversation(msg))
         return handled
 
+    async def _keep_handled_alive(self) -> None:
+        """A handler may take longer than ack_wait (a provider's send pacing, a slow
+        component): its message is marked in progress meanwhile, so it is neither redelivered
+        to another replica nor charged a delivery attempt."""
+        loop = asyncio.get_running_loop()
+        every = self.ack_wait_s / 3
+        while True:
+            await asyncio.sleep(every)
+            long_ago = loop.time() - every
+            for msg, started in list(self._handling.values()):
+                if started < long_ago:
+                    try:
+                        await msg.in_progress()
+                    except nats.errors.Error as exc:  # its ack_wait will tell
+                        log.warning("could not mark a message in progress", hop=self.hop.stage,
+                                    subject=msg.subject, error=repr(exc))
+
     async def _handle_one(self, msg: Msg) -> bool:
+        self._handling[id(msg)] = (msg, asyncio.get_running_loop().time())
+        try:
+            return await self._handle_spanned(msg)
+        finally:
+            del self._handling[id(msg)]
+
+    async def _handle_spanned(self, msg: Msg) -> bool:
         headers = msg.headers or {}
         with span(f"{self.hop.stage} process", kind=SpanKind.CONSUMER, headers=headers,
                   attributes={"messaging.system": "nats", "messaging.operation.type": "process",

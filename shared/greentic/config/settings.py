@@ -56,7 +56,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Ingress: how long `POST /admin/packs/deploy` waits for the pack-loader's answer (504)."""
     ack_wait_s: Positive = 30.0
     """Seconds a consumer waits for an ack before redelivering (a crashed worker's messages)."""
-    max_deliver: Annotated[int, msgspec.Meta(ge=2)] = 5
+    max_deliver: Annotated[int, msgspec.Meta(ge=2)] = 10
     """Deliveries of one message before it is dead-lettered."""
     fetch_batch: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
     """Messages fetched per pull request."""

@@ -22,6 +22,10 @@ from greentic.telemetry.metrics import MESSAGES_OUT
 from greentic.telemetry.tracing import span
 from greentic.types.envelope import Envelope
 
+PACING_HOLD_S = 300.0
+"""A reply waits in egress this long at most for its channel's send rate (its delivery is kept
+alive meanwhile, costing no attempt); a longer queue is handed back to JetStream."""
+
 
 class Sender(Protocol):
     """Delivers an outbound envelope to one provider."""
@@ -50,7 +54,7 @@ class EgressService(HopService):
             ctx, channel_id, channel.provider, dict(channel.config))
             for ctx, channel_id, channel in bundle.channels(settings.env)}
         self.skipped_duplicates = 0
-        self.pacer = SendPacer(max_wait_s=settings.ack_wait_s / 3)
+        self.pacer = SendPacer(max_wait_s=PACING_HOLD_S)
 
     async def prepare(self) -> None:
         self.http = aiohttp.ClientSession()

@@ -17,7 +17,8 @@ per conversation)."""
 
 class SendPacer:
     """Spaces sends of one key at 1/rate seconds; a wait longer than `max_wait_s` is handed
-    back to JetStream (RetryLater with that delay) instead of holding the message."""
+    back to JetStream (RetryLater with that delay) instead of holding the message. Shorter
+    waits hold it: the hop worker keeps a message alive while its handler runs."""
 
     def __init__(self, max_wait_s: float,
                  clock: Callable[[], float] = time.monotonic,
