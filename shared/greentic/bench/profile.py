@@ -41,11 +41,13 @@ def stop_profilers(profilers: dict[str, subprocess.Popen]) -> None:
 
 # threads that only wait (the wasm epoch ticker, nats-py's flusher between writes)
 _IDLE = ("Condition.wait", "Event.wait")
+# where a service's own work starts: below the event loop, or below a thread's run()
+_ANCHORS = ("Runner.run (asyncio/runners.py", "Thread.run (threading.py")
 
 
 def hot_functions(collapsed: Path, top: int = 12) -> list[tuple[float, str]]:
-    """(share of busy samples, function) of the functions most often on the stack, counting
-    each once per sample (inclusive), among the project's own and its libraries' frames."""
+    """(share of busy samples, function) of the functions most often on the stack below the
+    event loop (or a thread's run), counting each once per sample (inclusive)."""
     inclusive: collections.Counter[str] = collections.Counter()
     busy = 0
     for line in collapsed.read_text().splitlines():
@@ -54,8 +56,7 @@ def hot_functions(collapsed: Path, top: int = 12) -> list[tuple[float, str]]:
         if any(idle in frames[-1] for idle in _IDLE):
             continue
         busy += int(count)
-        for frame in set(frames[1:]):
+        anchored = [i for i, frame in enumerate(frames) if frame.startswith(_ANCHORS)]
+        for frame in set(frames[anchored[-1] + 1:] if anchored else frames):
             inclusive[frame] += int(count)
-    outer = {f for f, n in inclusive.items() if n >= 0.95 * busy}  # main(), run(), …
-    return [(n / busy, f) for f, n in inclusive.most_common(top + len(outer))
-            if f not in outer][:top] if busy else []
+    return [(n / busy, f) for f, n in inclusive.most_common(top)] if busy else []
