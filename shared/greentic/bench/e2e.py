@@ -237,8 +237,9 @@ def start_platform(root: Path, url: str, executors: int, http_port: int, *, spin
            "GREENTIC_WEBCHAT_TOKEN_KEY": secrets.token_hex(16),
            "GREENTIC_EXECUTOR_REPLICAS": str(executors),
            "GREENTIC_COMPONENT_CACHE_DIR": str(Path(".greentic/cache/components").resolve())}
-    if wasm_threads is not None:
+    if wasm_threads is not None:  # the scaling run: CPU-bound executors share the work
         env["GREENTIC_WASM_THREADS"] = str(wasm_threads)
+        env["GREENTIC_EXECUTOR_MAX_IN_FLIGHT"] = "64"
     (root / "logs").mkdir(exist_ok=True)
     processes, ports = {}, {}
     names = [s for s in SERVICES if s != "executor"] + \

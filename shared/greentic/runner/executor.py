@@ -163,6 +163,7 @@ class ExecutorService(HopService):
 
     def __init__(self, settings: Settings, secrets: SecretsProvider | None = None) -> None:
         super().__init__(settings)
+        self.max_in_flight = settings.executor_max_in_flight
         self.components = ComponentRegistry(ComponentHost(
             ComponentEngine.shared(settings.component_cache_dir), MemoryStateStore(),
             secrets if secrets is not None else secrets_from_settings(settings),

@@ -42,6 +42,8 @@ class HopService:
     ack_sync = False
     """Wait for the server to confirm each ack before `on_acked`."""
     chain_conversations = True
+    max_in_flight = 1024
+    """Messages one replica holds at once (fetched, waiting or running)."""
     """Run one conversation's messages one after another inside this process."""
 
     def __init__(self, settings: Settings) -> None:
@@ -74,7 +76,8 @@ class HopService:
                                  batch=self.settings.fetch_batch, ack_sync=self.ack_sync,
                                  ack_wait_s=self.settings.ack_wait_s,
                                  on_acked=self.on_acked,
-                                 chain_conversations=self.chain_conversations)
+                                 chain_conversations=self.chain_conversations,
+                                 max_in_flight=self.max_in_flight)
 
     async def run(self) -> None:
         assert self._worker is not None
