@@ -26,6 +26,7 @@ from greentic.pack.keys import format_public_key
 from greentic.providers.webchat.client import DirectLineClient
 from tests.guests import BUILD_CACHE, EXAMPLES
 from tests.integration.platform import Platform, make_platform
+from tests.integration.registry import Registry
 from tests.integration.test_message_path import collect_replies, open_client
 from tests.unit.pack_fixtures import rezip
 
@@ -116,6 +117,12 @@ def deploy(platform: Platform, *args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "greentic", "pack", "deploy", *args, "--nats", platform.nats_url],
         capture_output=True, text=True, timeout=60, cwd=platform.root,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def push(release: Path, locator: str) -> subprocess.CompletedProcess:
+    """`greentic pack push RELEASE LOCATOR` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "greentic", "pack", "push", str(release),
+                           locator], capture_output=True, text=True, timeout=60)
 
 
 async def say(client: DirectLineClient, text: str) -> str:
@@ -230,3 +237,40 @@ async def test_paused_conversations_finish_on_their_version_and_deploys_are_veri
     d = await open_client(platform, http, channel="shop")
     assert await say(d, "hi") == "v2: your name?"
     assert await say(d, "Bo") == "v2 thanks bo"
+
+
+async def test_a_pack_pushed_to_a_registry_is_deployed_by_its_oci_locator(
+        platform: Platform, http: aiohttp.ClientSession, registry: Registry) -> None:
+    # E pauses in whatever version serves now (v1, or v2 after the test above)
+    e = await open_client(platform, http, channel="shop")
+    question = await say(e, "hi")
+    paused_in = question.split(":")[0]
+    assert paused_in in ("v1", "v2"), question
+
+    release = platform.root / "releases" / "shop-v4.gtpack"
+    release.write_bytes(signed_pack(platform.root, "v4", "1.0.4",
+                                    build(EXAMPLES / "tiny", platform.root / "up.wasm",
+                                          BUILD_CACHE)))
+    locator = registry.locator("deploy/shop", "1.0.4")
+    pushed = push(release, locator)
+    assert pushed.returncode == 0, pushed.stderr
+    layer = next(line.split()[1] for line in pushed.stdout.splitlines()
+                 if line.startswith("layer"))
+
+    deployed = deploy(platform, "shop", locator, "--digest", layer)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "deployed shop 1.0.4 (revision " in deployed.stdout and locator in deployed.stdout
+    f = await new_conversation_asking(platform, http, "v4: your name?")
+    assert await say(f, "Fay") == "v4 thanks FAY"
+    # E finishes on the version it paused in, with that version's component
+    expected = "Eve".upper() if paused_in == "v1" else "Eve".lower()
+    assert await say(e, "Eve") == f"{paused_in} thanks {expected}"
+
+    # a wrong pin is refused and v4 keeps answering
+    wrong = deploy(platform, "shop", locator, "--digest", "sha256:" + "0" * 64)
+    assert wrong.returncode == 1 and "sha256:" in wrong.stderr
+    # a restarted pack-loader pulls the deployed locator again and serves v4
+    platform.kill("pack-loader")
+    platform.start("pack-loader")
+    g = await new_conversation_asking(platform, http, "v4: your name?")
+    assert await say(g, "Gil") == "v4 thanks GIL"
