@@ -23,6 +23,9 @@ from greentic.telemetry.tracing import mark_error, span
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Msg], Awaitable[None]]
+
+KEEPALIVE_LIMIT_S = 600.0
+"""A message whose handler runs longer than this is no longer marked in progress."""
 HELD_SCAN_LIMIT = 10_000
 """At start, at most this many unacked stream positions are read to find held conversations."""
 
@@ -183,9 +186,10 @@ class HopWorker:
         every = self.ack_wait_s / 3
         while True:
             await asyncio.sleep(every)
-            long_ago = loop.time() - every
+            now = loop.time()
             for msg, started in list(self._handling.values()):
-                if started < long_ago:
+                # a handler stuck past the limit is let go: ack_wait hands its message on
+                if now - KEEPALIVE_LIMIT_S < started < now - every:
                     try:
                         await msg.in_progress()
                     except nats.errors.Error as exc:  # its ack_wait will tell
