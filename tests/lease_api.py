@@ -8,6 +8,7 @@ first: it answers GET/POST but has no PUT/replace and no resourceVersion, so it 
 the compare-and-swap that keeps two leaders apart.)
 """
 
+import asyncio
 import itertools
 import uuid
 from typing import Any
@@ -31,6 +32,8 @@ class LeaseApi:
         self.writes: list[tuple[str, str]] = []  # (verb, holderIdentity)
         self.conflicts = 0  # writes refused with 409
         self.down = False
+        self.read_barrier: asyncio.Barrier | None = None
+        """When set, reads wait until this many are in: a race the test decides, not timing."""
         self._versions = itertools.count(1)
         app = web.Application(middlewares=[self._outage])
         app.router.add_get(PREFIX + "/{name}", self._get)
@@ -69,6 +72,8 @@ class LeaseApi:
         return body
 
     async def _get(self, request: web.Request) -> web.Response:
+        if self.read_barrier is not None:
+            await self.read_barrier.wait()
         key = (request.match_info["namespace"], request.match_info["name"])
         if key not in self.leases:
             return _status(404, "NotFound", f'leases.coordination.k8s.io "{key[1]}" not found')

@@ -233,6 +233,7 @@ def make_platform(root: Path, extra_channels: dict | None = None,
         "GREENTIC_ACK_WAIT_S": "2",
         "GREENTIC_FLOW_POLL_S": "0.2",
         "GREENTIC_DRAIN_TIMEOUT_S": "5",
+        "GREENTIC_MAX_DELIVER": "5",  # poisoned messages reach the dead letters within ~10 s
         "PYTHONUNBUFFERED": "1",
         **extra_env,
     }

@@ -61,7 +61,9 @@ class TestElection:
                                                                            api: LeaseApi) -> None:
         """Both see no Lease and create it at once; the server lets only one create win."""
         a, b = candidate(api, "a"), candidate(api, "b")
+        api.read_barrier = asyncio.Barrier(2)  # both read "no Lease" before either writes
         won = await asyncio.gather(a.try_acquire_or_renew(), b.try_acquire_or_renew())
+        api.read_barrier = None
         assert sorted(won) == [False, True]
         assert api.holder(NS, NAME) == ("a" if won[0] else "b")
         assert api.conflicts == 1

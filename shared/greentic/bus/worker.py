@@ -1,6 +1,7 @@
 """The consumer loop every hop runs: fetch a batch → handle → ack, or retry, or dead-letter."""
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -120,6 +121,10 @@ class HopWorker:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             keeping_alive.cancel()
+            # a pull answered after the last fetch would sit in the inbox and hold up the
+            # connection's drain; unacked, it is redelivered after ack_wait
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
             if self._keeping_parked is not None:
                 self._keeping_parked.cancel()  # parked messages come back after ack_wait
             self._stopped.set()
