@@ -52,6 +52,9 @@ def up(bundle: str, nats_url: str | None, nats_port: int, port: int, env_name: s
     processes: list[subprocess.Popen] = []
     nats_process = None
     signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C as well, even when started from a shell that set SIGINT to "ignore" for its
+    # background jobs (Python then keeps it ignored)
+    signal.signal(signal.SIGINT, _raise_stop)
     try:
         if nats_url is None:
             nats_process = start_nats(STATE_DIR / "nats", nats_port, logs / "nats-server.log")
