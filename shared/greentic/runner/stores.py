@@ -39,7 +39,7 @@ async def open_records(settings: Settings, js: JetStreamContext | None, space: s
     bucket = SESSIONS_BUCKET if space == "sessions" else STATE_BUCKET
     if not ensure:
         try:
-            return JetStreamRecords(await js.key_value(bucket))
+            return JetStreamRecords(await js.key_value(bucket), js, bucket)
         except BucketNotFoundError:
             raise StoreUnavailable(f"KV bucket {bucket} does not exist yet (no executor has "
                                    "started with GREENTIC_SESSION_BACKEND=jetstream)") from None
