@@ -47,7 +47,10 @@ class Campaign:
 
     async def crash(self) -> None:
         """Stop renewing without releasing: a killed pod or a network partition."""
-        self.task.cancel()
+        async with asyncio.timeout(10):
+            while not self.task.done():  # 3.11's wait_for can swallow a cancel that races
+                self.task.cancel()       # its inner call finishing: cancel until it ends
+                await asyncio.sleep(0.01)
         await asyncio.gather(self.task, return_exceptions=True)
 
     async def shut_down(self) -> None:

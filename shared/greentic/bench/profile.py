@@ -50,6 +50,8 @@ def hot_functions(collapsed: Path, top: int = 12) -> list[tuple[float, str]]:
     event loop (or a thread's run), counting each once per sample (inclusive)."""
     inclusive: collections.Counter[str] = collections.Counter()
     busy = 0
+    if not collapsed.is_file():  # py-spy writes nothing when it took no sample
+        return []
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
