@@ -1,6 +1,7 @@
-"""`greentic bench e2e|load` as a user runs them: a baseline and the five services in one run,
+"""`greentic bench e2e|load|scale` as a user runs them: a baseline and the five services in one run,
 a table of ratios, py-spy profiles and a PNG chart."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,4 +40,20 @@ def test_load_measures_each_offered_rate_and_draws_the_chart(tmp_path: Path) -> 
     measured = [line.split("│")[1].strip() for line in out.splitlines()
                 if line.startswith("│") and line.split("│")[1].strip().isdigit()]
     assert measured == ["10", "20"], out
+    assert chart.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_scale_compares_executor_counts_with_what_the_machine_itself_allows(
+        tmp_path: Path) -> None:
+    chart = tmp_path / "scaling.png"
+    out = bench("scale", "--conversations", "2", "--messages", "3", "--spin", "1000",
+                "--plot", str(chart))
+    answered = {row[0]: row[1] for row in (
+        [cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines()
+        if line.startswith("│")) if row[0].startswith("greentic,") and row[1].isdigit()}
+    assert answered == {"greentic, 1 executor(s)": "6", "greentic, 2 executor(s)": "6"}, out
+    speedups = re.search(r"scaling 1 → 2 executors: ([\d.]+)x; the machine itself: ([\d.]+)x",
+                         out)
+    assert speedups is not None, out
+    assert all(float(figure) > 0 for figure in speedups.groups())
     assert chart.read_bytes().startswith(PNG_MAGIC)

@@ -210,3 +210,33 @@ class TestFairSlots:
         release.set()
         await holder
         assert slots.free == 1
+
+
+class TestWithoutFuelMetering:
+    """GREENTIC_WASM_FUEL=false: no fuel limit, the deadline still ends every call."""
+
+    async def test_the_deadline_stops_a_spin_that_the_fuel_limit_would_have(
+            self, host, guests, tmp_path) -> None:
+        limits = {"fuel": 1_000_000, "timeout_ms": 100}
+        assert (await refused(host, spinner(host, guests, **limits), "x")).code == "fuel"
+        unmetered = ComponentEngine(tmp_path, fuel=False)
+        free = ComponentHost(unmetered, MemoryStateStore(), EnvSecretsProvider({}), threads=1)
+        try:
+            error = await refused(free, spinner(free, guests, **limits), "x")
+            assert (error.code, error.message) == ("timeout", "timeout after 100 ms")
+            assert await say(free, spinner(free, guests), "") == "ok"
+        finally:
+            free.close()
+            unmetered.close()
+
+    def test_metered_and_unmetered_code_are_cached_apart(self, guests, tmp_path) -> None:
+        data = guests["spinner"].read_bytes()
+        engines = [ComponentEngine(tmp_path, fuel=metered) for metered in (True, False)]
+        try:
+            for engine in engines * 2:
+                engine.compile("spinner", data)
+            assert [(e.cold_compiles, e.cache_hits) for e in engines] == [(1, 1), (1, 1)]
+            assert len(list(tmp_path.glob("*.cwasm"))) == 2
+        finally:
+            for engine in engines:
+                engine.close()

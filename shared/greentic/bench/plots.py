@@ -29,14 +29,19 @@ def latency_vs_load(rows: list[tuple[float, Result, Result]], path: Path, title:
     plt.close(fig)
 
 
-def scaling(results: list[tuple[int, Result]], path: Path, title: str) -> None:
-    """Messages/s against the number of executors, with the ideal line."""
+def scaling(results: list[tuple[int, Result]], path: Path, title: str,
+            machine: float | None = None) -> None:
+    """Messages/s against the number of executors, with the ideal line and (`machine`: the
+    speed-up the machine itself gives the most processes) what these cores allow."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     counts = [count for count, _ in results]
     rates = [result.rate for _, result in results]
     ax.plot(counts, rates, "o-", color="tab:green", label="measured")
     ax.plot(counts, [rates[0] * count / counts[0] for count in counts], "--", color="tab:gray",
             label="linear")
+    if machine is not None:
+        ax.plot([counts[0], counts[-1]], [rates[0], rates[0] * machine], ":",
+                color="tab:orange", label=f"the machine's own speed-up ({machine:.2f}x)")
     for count, rate in zip(counts, rates, strict=True):
         ax.annotate(f"{rate:,.0f} msg/s ({rate / rates[0]:.2f}x)", (count, rate),
                     textcoords="offset points", xytext=(6, -12), fontsize=8)

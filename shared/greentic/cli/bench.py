@@ -272,16 +272,28 @@ async def _e2e(conversations: int, messages: int, executors: list[int], rate: fl
         console.print(_e2e_table(results, baseline, f"end to end, {mode}"))
         console.print(_process_table([baseline, *results]))
         if len(results) > 1:
+            machine = _machine_speedup(bench, spin, executors[-1] // executors[0])
             console.print(f"scaling {executors[0]} → {executors[-1]} executors: "
-                          f"{results[-1].rate / results[0].rate:.2f}x")
-        if plot is not None and len(results) > 1:
-            from greentic.bench.plots import scaling
+                          f"{results[-1].rate / results[0].rate:.2f}x; the machine itself: "
+                          f"{machine:.2f}x ({executors[-1] // executors[0]} processes calling "
+                          "the component bare, no platform)")
+            if plot is not None:
+                from greentic.bench.plots import scaling
 
-            scaling(list(zip(executors, results, strict=True)), plot,
-                    f"executor scaling, component spin {spin:,} ({os.cpu_count()} cores)")
-            console.print(f"plot: {plot}")
+                scaling(list(zip(executors, results, strict=True)), plot,
+                        f"executor scaling, component spin {spin:,} ({os.cpu_count()} cores)",
+                        machine)
+                console.print(f"plot: {plot}")
     finally:
         bench.close()
+
+
+def _machine_speedup(bench: _Bench, spin: int, processes: int) -> float:
+    """What `processes` CPU-bound processes get out of these cores (the scaling's ceiling)."""
+    from greentic.bench.ceiling import machine_speedup
+
+    component = bench.e2e.build_work_component(bench.root / "ceiling", spin)
+    return machine_speedup(component, processes, calls=10 if spin else 10_000)
 
 
 _spin = click.option("--spin", default=0, show_default=True,
@@ -311,10 +323,10 @@ def e2e(conversations: int, messages: int, executors: int, rate: float | None,
 
 @bench.command()
 @click.option("--conversations", default=20, show_default=True)
-@click.option("--messages", default=25, show_default=True, help="Per conversation.")
+@click.option("--messages", default=10, show_default=True, help="Per conversation.")
 @click.option("--executors", default="1,2", show_default=True,
               help="Executor counts to compare (comma-separated).")
-@click.option("--spin", default=20_000_000, show_default=True,
+@click.option("--spin", default=100_000_000, show_default=True,
               help="Iterations the bench component spins per call: heavy, so that the "
                    "executors are the bottleneck.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),

@@ -39,9 +39,12 @@ class ComponentEngine:
     _instance: "ComponentEngine | None" = None
     _lock = threading.Lock()
 
-    def __init__(self, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, cache_dir: str | Path | None = None, fuel: bool = True) -> None:
         config = wasmtime.Config()
-        config.consume_fuel = True
+        config.consume_fuel = fuel
+        self.fuel = fuel
+        """Fuel metering on: a manifest's `fuel` limit applies (it costs CPU-bound guest code
+        up to ~2x; the epoch deadline bounds every call either way)."""
         config.epoch_interruption = True
         config.wasm_component_model = True
         self.engine = wasmtime.Engine(config)
@@ -57,11 +60,11 @@ class ComponentEngine:
         atexit.register(self.close)  # stop ticking before the interpreter tears wasmtime down
 
     @classmethod
-    def shared(cls, cache_dir: str | Path | None = None) -> "ComponentEngine":
+    def shared(cls, cache_dir: str | Path | None = None, fuel: bool = True) -> "ComponentEngine":
         """The one engine of this process (created on first use)."""
         with cls._lock:
             if cls._instance is None:
-                cls._instance = cls(cache_dir)
+                cls._instance = cls(cache_dir, fuel)
             elif cache_dir and cls._instance.cache_dir is None:
                 cls._instance.cache_dir = Path(cache_dir)
             return cls._instance
@@ -102,7 +105,9 @@ class ComponentEngine:
     def _cache_path(self, digest: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}.cwasm"
+        # code compiled with fuel metering does not load into an engine without it
+        metering = "" if self.fuel else "-nofuel"
+        return self.cache_dir / f"{digest}-wasmtime{WASMTIME_VERSION}{metering}.cwasm"
 
     def compile(self, name: str, data: bytes, digest: str | None = None) -> Component:
         """The compiled component for `data`: from the cache when present, else compiled and

@@ -285,7 +285,8 @@ class ComponentHost:
         limits = loaded.manifest.capabilities.limits
         store = wasmtime.Store(self.engine.engine)
         store.set_limits(memory_size=limits.memory_mib * 1024 * 1024)
-        store.set_fuel(limits.fuel)
+        if self.engine.fuel:
+            store.set_fuel(limits.fuel)
         store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
         stderr: deque = deque(maxlen=STDERR_KEEP)
         if any(name.startswith(WASI_PREFIXES) for name in loaded.imports):
@@ -324,7 +325,8 @@ class ComponentHost:
                 if live is None:
                     live = self._instantiate(loaded)
                 live.stderr.clear()
-                live.store.set_fuel(limits.fuel)
+                if self.engine.fuel:
+                    live.store.set_fuel(limits.fuel)
                 live.store.set_epoch_deadline(self.engine.ticks(limits.timeout_ms))
                 result = body(live)
         except ComponentError:

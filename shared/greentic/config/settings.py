@@ -71,6 +71,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Ingress: key signing Direct Line tokens; set the same value on every ingress replica."""
     component_cache_dir: str = ".greentic/cache/components"
     """Executor: compiled components (`Component.serialize`), keyed by sha256 + wasmtime version."""
+    wasm_fuel: bool = True
+    """Executor: meter fuel, so a component's `limits.fuel` applies. Off, only the time limit
+    (`timeout_ms`, the epoch deadline) stops a call, and CPU-bound guest code runs up to ~2x
+    faster (docs/performance.md); calls that spend their time converting values don't change."""
     wasm_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """Executor: worker threads running component calls (wasm runs without the GIL)."""
     executor_max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 1024

@@ -165,7 +165,8 @@ class ExecutorService(HopService):
         super().__init__(settings)
         self.max_in_flight = settings.executor_max_in_flight
         self.components = ComponentRegistry(ComponentHost(
-            ComponentEngine.shared(settings.component_cache_dir), MemoryStateStore(),
+            ComponentEngine.shared(settings.component_cache_dir, settings.wasm_fuel),
+            MemoryStateStore(),
             secrets if secrets is not None else secrets_from_settings(settings),
             threads=settings.wasm_threads))
         engine = FlowEngine()

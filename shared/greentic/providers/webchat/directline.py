@@ -191,9 +191,11 @@ class DirectLine:
         ctx = self._ctx(claims)
         envelope = envelope_from_activity(activity, message_id=activity_id(cid, activity),
                                           ctx=ctx, channel=claims.channel, conversation=cid)
-        # durable before we answer: the flow input first, then the transcript echo
-        await publish_inbound(self.js, envelope)
-        await Transcript(self.js, ctx, claims.channel, cid).append(user_echo(activity, envelope))
+        # both durable before we answer, sent in one write (one round trip, not two); a failed
+        # one fails the POST, and the client's retry is stored once (same ids)
+        await asyncio.gather(
+            publish_inbound(self.js, envelope),
+            Transcript(self.js, ctx, claims.channel, cid).append(user_echo(activity, envelope)))
         self.published += 1
         return web.json_response({"id": envelope.id})
 

@@ -1,0 +1,42 @@
+"""The machine's own speed-up for `bench scale`: the bench component called bare (wasmtime-py,
+no platform) in one process, then in N processes at once. On a shared or virtual machine two
+busy cores rarely give 2x; the platform's scaling reads against this figure."""
+
+import multiprocessing
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import wasmtime
+from wasmtime.component import Component, Linker
+
+from greentic.interfaces.values import record
+
+
+def _call_repeatedly(path: str, calls: int) -> float:
+    """Seconds for `calls` calls of the component's `execute` on one reused instance."""
+    engine = wasmtime.Engine()
+    component = Component.from_file(engine, path)
+    store = wasmtime.Store(engine)
+    execute = Linker(engine).instantiate(store, component).get_func(store, "execute")
+    message = record(id="m1", content="ceiling", sender="bench", timestamp=0)
+    execute(store, message)  # warm
+    started = time.perf_counter()
+    for _ in range(calls):
+        execute(store, message)
+    return time.perf_counter() - started
+
+
+def machine_speedup(component: Path, processes: int, calls: int, rounds: int = 3) -> float:
+    """Calls/s of `processes` processes calling at once over calls/s of one alone; alone and
+    together alternate `rounds` times and the medians count (a shared host is noisy)."""
+    spawn = multiprocessing.get_context("spawn")  # not fork: the caller runs an event loop
+    paths = [str(component)] * processes
+    alone, together = [], []
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        list(pool.map(_call_repeatedly, paths, [1] * processes))  # all started and warm
+        for _ in range(rounds):
+            alone.append(pool.submit(_call_repeatedly, paths[0], calls).result())
+            together.append(max(pool.map(_call_repeatedly, paths, [calls] * processes)))
+    return processes * statistics.median(alone) / statistics.median(together)
