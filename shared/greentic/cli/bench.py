@@ -291,9 +291,11 @@ async def _e2e(conversations: int, messages: int, executors: list[int], rate: fl
 def _machine_speedup(bench: _Bench, spin: int, processes: int) -> float:
     """What `processes` CPU-bound processes get out of these cores (the scaling's ceiling)."""
     from greentic.bench.ceiling import machine_speedup
+    from greentic.config.settings import load_settings
 
     component = bench.e2e.build_work_component(bench.root / "ceiling", spin)
-    return machine_speedup(component, processes, calls=10 if spin else 10_000)
+    return machine_speedup(component, processes, calls=10 if spin else 10_000,
+                           fuel=load_settings().wasm_fuel)  # as the executors run it
 
 
 _spin = click.option("--spin", default=0, show_default=True,
