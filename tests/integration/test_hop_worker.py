@@ -105,7 +105,6 @@ async def test_a_new_worker_runs_what_a_crashed_one_held_before_newer_messages(
     await worker.stop()
 
 
-
 async def test_a_handler_longer_than_ack_wait_keeps_its_delivery(
         hop: tuple[JetStreamContext, Hop]) -> None:
     js, stream = hop
@@ -125,5 +124,29 @@ async def test_a_handler_longer_than_ack_wait_keeps_its_delivery(
     await asyncio.sleep(2 * ACK_WAIT_S)  # a redelivery, had there been one, would show now
     await worker.stop()
     assert calls == [(0, 1)]  # handled once, on its first delivery
+    info = await js.consumer_info(stream.stream, stream.consumer)
+    assert (info.num_ack_pending, info.num_redelivered) == (0, 0)
+
+
+async def test_messages_waiting_behind_a_long_handler_keep_their_delivery_too(
+        hop: tuple[JetStreamContext, Hop]) -> None:
+    js, stream = hop
+    calls: list[tuple[int, int]] = []
+
+    async def first_slow(msg: Msg) -> None:  # e.g. a backlog paced at the provider's rate
+        calls.append((int(msg.data), msg.metadata.num_delivered))
+        if int(msg.data) == 0:
+            await asyncio.sleep(4 * ACK_WAIT_S)
+
+    worker = HopWorker(js, stream, first_slow, max_deliver=10, ack_wait_s=ACK_WAIT_S)
+    asyncio.get_running_loop().create_task(worker.run())
+    for number in range(3):
+        await publish(js, stream, "x", number)
+    async with asyncio.timeout(30):
+        while len(calls) < 3:
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(2 * ACK_WAIT_S)  # a redelivery, had there been one, would show now
+    await worker.stop()
+    assert calls == [(0, 1), (1, 1), (2, 1)]  # in order, each once, on its first delivery
     info = await js.consumer_info(stream.stream, stream.consumer)
     assert (info.num_ack_pending, info.num_redelivered) == (0, 0)

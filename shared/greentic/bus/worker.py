@@ -26,7 +26,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Msg], Awaitable[None]]
 
 KEEPALIVE_LIMIT_S = 600.0
-"""A message whose handler runs longer than this is no longer marked in progress."""
+"""A message held longer than this (a stuck handler, or waiting behind one) is no longer
+marked in progress: ack_wait hands it on."""
 HELD_SCAN_LIMIT = 10_000
 """At start, at most this many unacked stream positions are read to find held conversations."""
 
@@ -91,9 +92,9 @@ class HopWorker:
     _chains: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
     _in_flight: set[asyncio.Task[bool]] = field(default_factory=set)
     _parked: dict[str, _Parked] = field(default_factory=dict)
-    _keeping_parked: asyncio.Task[None] | None = None
-    _handling: dict[int, tuple[Msg, float]] = field(default_factory=dict)
-    """Messages whose handler runs, with when it started (kept alive past ack_wait)."""
+    _held: dict[int, tuple[Msg, float]] = field(default_factory=dict)
+    """Messages handed to a task (running, or waiting behind their conversation's previous
+    one), with when: kept alive past ack_wait."""
 
     async def run(self) -> None:
         """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
@@ -101,7 +102,7 @@ class HopWorker:
         fetcher = BatchFetcher(sub, self.batch)
         if self.chain_conversations:
             await self._park_conversations_held_elsewhere()
-        keeping_alive = asyncio.create_task(self._keep_handled_alive())
+        keeping_alive = asyncio.create_task(self._keep_alive())
         try:
             while not self._stopping.is_set():
                 room = self.max_in_flight - len(self._in_flight)
@@ -120,13 +121,11 @@ class HopWorker:
         finally:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
-            keeping_alive.cancel()
+            keeping_alive.cancel()  # parked messages come back after ack_wait
             # a pull answered after the last fetch would sit in the inbox and hold up the
             # connection's drain; unacked, it is redelivered after ack_wait
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
-            if self._keeping_parked is not None:
-                self._keeping_parked.cancel()  # parked messages come back after ack_wait
             self._stopped.set()
 
     def stats(self) -> dict[str, int]:
@@ -154,9 +153,11 @@ class HopWorker:
         task = asyncio.create_task(self._handle_after(previous, msg))
         self._chains[key] = task
         self._in_flight.add(task)
+        self._held[id(msg)] = (msg, asyncio.get_running_loop().time())
 
         def done(finished: asyncio.Task[bool]) -> None:
             self._in_flight.discard(finished)
+            self._held.pop(id(msg), None)
             if self._chains.get(key) is finished:
                 del self._chains[key]
             self._room.set()
@@ -174,39 +175,43 @@ class HopWorker:
                 parked = self._parked.get(_conversation(msg))
                 if parked is not None:
                     parked.msgs[msg.metadata.sequence.stream] = msg
+                    self._held.pop(id(msg), None)  # kept alive as a parked message now
                 else:
                     await msg.nak(delay=self.retry_delays_s[0])
                 return False
-        handled = await self._handle_one(msg)
+        handled = await self._handle_spanned(msg)
         parked = self._parked.get(_conversation(msg))
         if handled and parked is not None and parked.blocker == msg.metadata.sequence.stream:
             self._release(_conversation(msg))
         return handled
 
-    async def _keep_handled_alive(self) -> None:
-        """A handler may take longer than ack_wait (a provider's send pacing, a slow
-        component): its message is marked in progress meanwhile, so it is neither redelivered
-        to another replica nor charged a delivery attempt."""
+    async def _keep_alive(self) -> None:
+        """One loop over what this worker holds. A handler may take longer than ack_wait (a
+        provider's send pacing, a slow component, a turn waiting for another replica), later
+        messages of its conversation wait behind it, parked ones wait for their turn: each is
+        marked in progress every ack_wait/3, so it is neither redelivered to another replica
+        nor charged a delivery attempt. Parked conversations are released when due."""
         loop = asyncio.get_running_loop()
         every = self.ack_wait_s / 3
+        marked = loop.time()
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(min(1.0, every))
+            if self._parked:
+                await self._release_due()
             now = loop.time()
-            for msg, started in list(self._handling.values()):
-                # a handler stuck past the limit is let go: ack_wait hands its message on
-                if now - KEEPALIVE_LIMIT_S < started < now - every:
-                    try:
-                        await msg.in_progress()
-                    except nats.errors.Error as exc:  # its ack_wait will tell
-                        log.warning("could not mark a message in progress", hop=self.hop.stage,
-                                    subject=msg.subject, error=repr(exc))
-
-    async def _handle_one(self, msg: Msg) -> bool:
-        self._handling[id(msg)] = (msg, asyncio.get_running_loop().time())
-        try:
-            return await self._handle_spanned(msg)
-        finally:
-            del self._handling[id(msg)]
+            if now - marked < every:
+                continue
+            marked = now
+            # one held past the limit is let go: ack_wait hands it on
+            held = [msg for msg, since in self._held.values()
+                    if now - KEEPALIVE_LIMIT_S < since < now - every]
+            held += [msg for parked in self._parked.values() for msg in parked.msgs.values()]
+            for msg in held:
+                try:
+                    await msg.in_progress()
+                except (nats.errors.Error, TimeoutError) as exc:  # its ack_wait will tell
+                    log.warning("could not mark a message in progress", hop=self.hop.stage,
+                                subject=msg.subject, error=repr(exc))
 
     async def _handle_spanned(self, msg: Msg) -> bool:
         headers = msg.headers or {}
@@ -274,7 +279,6 @@ class HopWorker:
         parked.through = max(parked.through, seq)
         parked.blocker = seq
         parked.until = max(parked.until, until)
-        self._keep_parked()
 
     def _release(self, key: str) -> None:
         """Hand a conversation's parked messages to its chain, oldest first."""
@@ -282,28 +286,16 @@ class HopWorker:
         for _, msg in sorted(parked.msgs.items()):
             self._dispatch(msg)
 
-    def _keep_parked(self) -> None:
-        if self._keeping_parked is None or self._keeping_parked.done():
-            self._keeping_parked = asyncio.create_task(self._keep_parked_alive())
-
-    async def _keep_parked_alive(self) -> None:
-        """While messages are parked: mark them in progress (no redelivery meanwhile) and
-        release conversations whose earlier messages are done."""
+    async def _release_due(self) -> None:
+        """Release conversations whose parked messages may go on: the time a redelivery
+        would take has passed, or what another process held is done."""
         loop = asyncio.get_running_loop()
-        while self._parked:
-            await asyncio.sleep(min(1.0, self.ack_wait_s / 3))
-            ack_floor, others_hold = await self._held_elsewhere() if any(
-                p.floor is not None for p in self._parked.values()) else (0, True)
-            for key, parked in list(self._parked.items()):
-                if loop.time() >= parked.until or (parked.floor is not None and (
-                        not others_hold or ack_floor >= parked.floor)):
-                    self._release(key)
-                    continue
-                for msg in parked.msgs.values():
-                    try:
-                        await msg.in_progress()
-                    except (nats.errors.Error, TimeoutError):
-                        pass  # it comes back after ack_wait and is parked again
+        ack_floor, others_hold = await self._held_elsewhere() if any(
+            p.floor is not None for p in self._parked.values()) else (0, True)
+        for key, parked in list(self._parked.items()):
+            if loop.time() >= parked.until or (parked.floor is not None and (
+                    not others_hold or ack_floor >= parked.floor)):
+                self._release(key)
 
     async def _held_elsewhere(self) -> tuple[int, bool]:
         """The consumer's ack floor, and whether anyone but this worker holds messages."""
@@ -342,7 +334,6 @@ class HopWorker:
         if self._parked:
             log.info("conversations held by another process wait for them", hop=self.hop.stage,
                      conversations=len(self._parked), through=last)
-            self._keep_parked()
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
         original = msg.headers or {}

@@ -2,8 +2,9 @@
 message of its conversation still in GREENTIC_ROUTED (a work queue: acked messages leave it).
 
 Every routed subject ends with the conversation's token, so a direct get of the first message
-on that subject names the conversation's head. Others wait (keeping their delivery alive with
-in-progress acks) until the executor that acks the head announces it on
+on that subject names the conversation's head. Others wait (the hop worker keeps their
+delivery alive meanwhile, as for any running handler) until the executor that acks the head
+announces it on
 `greentic.executor.released.…`, or a slow poll notices. Within one executor only the oldest
 waiting message of a conversation asks the stream and is woken by a release; the younger ones
 wait behind it, so a backlog of n messages costs O(n) head lookups, not O(n²). A crashed
@@ -40,8 +41,7 @@ class TurnOrder:
         self.nc = nc
         self.js = js
         self.stream = stream
-        self.keepalive_s = ack_wait_s / 3
-        self.poll_s = min(1.0, self.keepalive_s)
+        self.poll_s = min(1.0, ack_wait_s / 3)
         self.give_up_s = give_up_s
         """A head pending this long is treated as orphaned (its deliveries exhausted)."""
         self.stopping = False
@@ -85,7 +85,6 @@ class TurnOrder:
         event = asyncio.Event()
         waiters = self._waiting.setdefault(msg.subject, {})
         waiters[mine] = event
-        last_keepalive = time.monotonic()
         oldest_since: float | None = None  # when this became the oldest local waiter
         counted = False
         try:
@@ -105,10 +104,6 @@ class TurnOrder:
                 if not counted:
                     self.waits += 1
                     counted = True
-                now = time.monotonic()
-                if now - last_keepalive >= self.keepalive_s:
-                    await msg.in_progress()  # keep our delivery; the wait is not a failure
-                    last_keepalive = now
                 try:
                     await asyncio.wait_for(event.wait(), self.poll_s)
                 except TimeoutError:
