@@ -387,3 +387,42 @@ class TestAdminApi:
         env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
         assert env["GREENTIC_ADMIN_TOKENS"] == "greentic-admin"
         assert env["GREENTIC_REDIS_URL"] == "greentic-redis"  # the session endpoints need it
+
+
+class TestPackRegistry:
+    def test_pack_loader_alone_gets_registry_credentials_from_an_existing_secret(
+            self, helm: Helm, chart: Path) -> None:
+        text = render(helm, chart, sets=("packRegistry.existingSecret=regcreds",
+                                         "packRegistry.insecure=registry.internal:5000")).stdout
+        pod = named(text, "Deployment", "greentic-pack-loader")["spec"]["template"]["spec"]
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"]}
+        assert env == {"GREENTIC_OCI_USERNAME": {"name": "regcreds", "key": "username"},
+                       "GREENTIC_OCI_PASSWORD": {"name": "regcreds", "key": "password"}}
+        for other in ("ingress", "router", "executor", "egress"):
+            spec = named(text, "Deployment", f"greentic-{other}")["spec"]["template"]["spec"]
+            assert not {"GREENTIC_OCI_USERNAME", "GREENTIC_OCI_PASSWORD"} & {
+                e["name"] for e in spec["containers"][0].get("env", [])}, other
+        data = named(text, "ConfigMap", "greentic-env")["data"]
+        settings = load_settings({**data, "GREENTIC_OCI_USERNAME": "u",
+                                  "GREENTIC_OCI_PASSWORD": "p"})
+        assert settings.oci_insecure == "registry.internal:5000"
+
+    def test_without_credentials_no_secret_is_referenced(self, helm: Helm, chart: Path) -> None:
+        text = render(helm, chart).stdout
+        pod = named(text, "Deployment", "greentic-pack-loader")["spec"]["template"]["spec"]
+        assert "env" not in pod["containers"][0]
+        assert "GREENTIC_OCI_INSECURE" not in named(text, "ConfigMap", "greentic-env")["data"]
+
+    def test_the_network_policy_lets_pack_loader_reach_the_listed_registries(
+            self, helm: Helm, chart: Path) -> None:
+        text = render(helm, chart, sets=(
+            "leaderElection.enabled=false", "networkPolicy.registryPorts={443,5000}",
+            "networkPolicy.registriesTo[0].ipBlock.cidr=10.9.0.0/16")).stdout
+        rules = named(text, "NetworkPolicy", "greentic-pack-loader")["spec"]["egress"]
+        (registry,) = [r for r in rules if {p["port"] for p in r["ports"]} == {443, 5000}]
+        assert registry["to"] == [{"ipBlock": {"cidr": "10.9.0.0/16"}}]
+        closed = render(helm, chart, sets=("leaderElection.enabled=false",
+                                           "networkPolicy.registryPorts=null")).stdout
+        ports = {p["port"] for r in named(closed, "NetworkPolicy", "greentic-pack-loader")
+                 ["spec"]["egress"] for p in r["ports"]}
+        assert ports == {53, 4222}

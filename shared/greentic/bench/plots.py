@@ -43,7 +43,8 @@ def scaling(results: list[tuple[int, Result]], path: Path, title: str,
         ax.plot([counts[0], counts[-1]], [rates[0], rates[0] * machine], ":",
                 color="tab:orange", label=f"the machine's own speed-up ({machine:.2f}x)")
     for count, rate in zip(counts, rates, strict=True):
-        ax.annotate(f"{rate:,.0f} msg/s ({rate / rates[0]:.2f}x)", (count, rate),
+        ax.annotate(f"{rate:,.{1 if rate < 100 else 0}f} msg/s ({rate / rates[0]:.2f}x)",
+                    (count, rate),
                     textcoords="offset points", xytext=(6, -12), fontsize=8)
     ax.set_xlabel("executor processes")
     ax.set_ylabel("messages/s")
