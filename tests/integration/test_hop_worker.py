@@ -132,19 +132,21 @@ async def test_messages_waiting_behind_a_long_handler_keep_their_delivery_too(
         hop: tuple[JetStreamContext, Hop]) -> None:
     js, stream = hop
     calls: list[tuple[int, int]] = []
+    third = asyncio.Event()
 
     async def first_slow(msg: Msg) -> None:  # e.g. a backlog paced at the provider's rate
         calls.append((int(msg.data), msg.metadata.num_delivered))
         if int(msg.data) == 0:
             await asyncio.sleep(4 * ACK_WAIT_S)
+        if len(calls) == 3:
+            third.set()
 
     worker = HopWorker(js, stream, first_slow, max_deliver=10, ack_wait_s=ACK_WAIT_S)
     asyncio.get_running_loop().create_task(worker.run())
     for number in range(3):
         await publish(js, stream, "x", number)
     async with asyncio.timeout(30):
-        while len(calls) < 3:
-            await asyncio.sleep(0.1)
+        await third.wait()
     await asyncio.sleep(2 * ACK_WAIT_S)  # a redelivery, had there been one, would show now
     await worker.stop()
     assert calls == [(0, 1), (1, 1), (2, 1)]  # in order, each once, on its first delivery

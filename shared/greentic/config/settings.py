@@ -80,8 +80,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     executor_max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 1024
     """Executor: routed messages one replica holds at once (running or waiting for their
     turn). Lower (a few times wasm_threads) when components are CPU-heavy, so a busy replica
-    leaves work to the others; messages waiting for their turn count too, and a redelivered head needs a free
-    slot somewhere, so keep replicas times this well above the conversations active at once."""
+    leaves work to the others; messages waiting for their turn count too, and a redelivered
+    head needs a free slot somewhere, so keep replicas times this above the conversations
+    active at once."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of the JSON logs on stderr."""
     log_format: Literal["json", "console"] = "json"
