@@ -121,11 +121,14 @@ async def test_many_conversations_on_four_executors_stay_in_order_and_count_exac
         assert_in_order_exactly_once(sent, replies)
         await assert_sessions_count_every_message(executors, clients)
         total = CONVERSATIONS * MESSAGES
-        waits = sum(executors.health(name).get("turn_waits", 0)
-                    for name in ("executor", *(f"executor-{n}" for n in range(2, 5))))
+        health = [executors.health(name)
+                  for name in ("executor", *(f"executor-{n}" for n in range(2, 5)))]
+        waits = sum(stats.get("turn_waits", 0) for stats in health)
+        conflicts = sum(stats.get("session_conflicts", 0) for stats in health)
         print(f"\n{CONVERSATIONS}x{MESSAGES} on {EXECUTORS} executors ({BACKEND}): posted in "
               f"{posted:.1f}s, all {total} replies in {elapsed:.1f}s = {total / elapsed:.0f} "
-              f"turns/s; {waits} turns waited for an earlier message on another executor")
+              f"turns/s; {waits} turns waited for an earlier message on another executor, "
+              f"{conflicts} turns redone after a lost compare-and-swap")
         await assert_nothing_more_arrives(executors, clients)
 
 
