@@ -14,17 +14,9 @@ from greentic.secrets import EnvSecretsProvider, secret_variable
 from greentic.state import MemoryStateStore, StateKey
 from greentic.types import TenantCtx
 from greentic.types.component import ComponentCapabilities, ComponentLimits, ComponentManifest
-from tests.guests import COMPILE_CACHE
 
 ACME = TenantCtx("dev", "acme", "support")
 GLOBEX = TenantCtx("dev", "globex", "sales")
-
-
-@pytest.fixture(scope="module")
-def engine() -> ComponentEngine:
-    running = ComponentEngine(COMPILE_CACHE)
-    yield running
-    running.close()
 
 
 @pytest.fixture

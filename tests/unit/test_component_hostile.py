@@ -20,7 +20,6 @@ from greentic.secrets import EnvSecretsProvider
 from greentic.state import MemoryStateStore
 from greentic.types import TenantCtx
 from greentic.types.component import ComponentCapabilities, ComponentLimits, ComponentManifest
-from tests.guests import COMPILE_CACHE
 
 ACME = TenantCtx("dev", "acme", "support")
 GLOBEX = TenantCtx("dev", "globex", "sales")
@@ -34,13 +33,6 @@ class CountingState(MemoryStateStore):
     async def get(self, key):  # type: ignore[no-untyped-def]
         self.reads += 1
         return await super().get(key)
-
-
-@pytest.fixture(scope="module")
-def engine() -> ComponentEngine:
-    running = ComponentEngine(COMPILE_CACHE)
-    yield running
-    running.close()
 
 
 @pytest.fixture

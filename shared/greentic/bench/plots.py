@@ -21,12 +21,7 @@ def latency_vs_load(rows: list[tuple[float, Result, Result]], path: Path, title:
     ax.set_xlabel("offered load (messages/s)")
     ax.set_ylabel("send → reply latency (ms)")
     ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, title, path, ncol=2)
 
 
 def scaling(results: list[tuple[int, Result]], path: Path, title: str,
@@ -50,12 +45,7 @@ def scaling(results: list[tuple[int, Result]], path: Path, title: str,
     ax.set_ylabel("messages/s")
     ax.set_xticks(counts)
     ax.set_ylim(bottom=0)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, title, path)
 
 
 def rss_over_time(samples: dict[str, list[tuple[float, float]]], path: Path, title: str) -> None:
@@ -66,9 +56,14 @@ def rss_over_time(samples: dict[str, list[tuple[float, float]]], path: Path, tit
     ax.set_xlabel("minutes")
     ax.set_ylabel("RSS (MiB)")
     ax.set_ylim(bottom=0)
+    _finish(fig, ax, title, path)
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, title: str, path: Path, ncol: int = 1) -> None:
+    """Title, grid and legend, then the PNG."""
     ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=ncol)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
