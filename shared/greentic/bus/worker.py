@@ -197,7 +197,11 @@ class HopWorker:
         while True:
             await asyncio.sleep(min(1.0, every))
             if self._parked:
-                await self._release_due()
+                try:
+                    await self._release_due()
+                except Exception as exc:  # the loop must outlive one bad round
+                    log.error("releasing parked messages failed", hop=self.hop.stage,
+                              error=repr(exc))
             now = loop.time()
             if now - marked < every:
                 continue
