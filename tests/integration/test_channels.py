@@ -89,6 +89,26 @@ async def test_a_telegram_update_is_answered_with_send_message(
     assert request.headers["Content-Type"].startswith("application/json")
 
 
+async def test_a_telegram_button_click_is_answered_in_the_webhook_response_and_the_flow_runs(
+        platform: Platform, http: aiohttp.ClientSession, double: ProviderDouble) -> None:
+    chat = telegram.Chat(id=4343, type="private")
+    ada = telegram.User(id=99, first_name="Ada", is_bot=False)
+    shown = telegram.Message(message_id=7, date=datetime.datetime.now(datetime.UTC), chat=chat,
+                             text="Sign up?", from_user=ada)
+    click = telegram.Update(update_id=20, callback_query=telegram.CallbackQuery(
+        id="4382bfdwdsb323b2d9", from_user=ada, chat_instance="-51", data="yes", message=shown))
+    async with http.post(f"{platform.url}/webhooks/acme/support/telegram",
+                         data=click.to_json().encode(),
+                         headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}) as answer:
+        assert answer.status == 200
+        # Telegram runs this Bot API call for us: the client's spinner stops at once
+        assert await answer.json() == {"method": "answerCallbackQuery",
+                                       "callback_query_id": "4382bfdwdsb323b2d9"}
+    [request] = await double.wait_for(1)
+    assert request.path == f"/telegram/bot{TELEGRAM_TOKEN}/sendMessage"
+    assert request.json == {"chat_id": "4343", "text": "acme heard: yes"}
+
+
 async def test_a_telegram_duplicate_delivery_gets_one_reply(
         platform: Platform, http: aiohttp.ClientSession, double: ProviderDouble) -> None:
     body = telegram_update(2, "once")

@@ -2,6 +2,8 @@
 
 Ingress checks `X-Telegram-Bot-Api-Secret-Token` (set with `setWebhook(secret_token=…)`);
 messages and callback queries (inline keyboard clicks) become events keyed by `update_id`.
+A callback query is answered in the webhook's own response (`answerCallbackQuery`, which
+Telegram runs for us once the click is stored), so the user's client stops its spinner at once.
 Egress sends `sendMessage` with buttons as an inline keyboard.
 """
 
@@ -33,16 +35,30 @@ class TelegramWebhook:
         if not secret_matches(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""),
                               channel.secret("secret_token")):
             raise web.HTTPUnauthorized(text="secret token missing or wrong")
-        return None, parse_body(body)
+        update = _update(body)
+        event = _event(update)
+        return _answer(update), [event] if event else []
 
 
 def parse_body(body: bytes) -> list[InboundEvent]:
     """A webhook body → its events (none or one); HTTPBadRequest if it is not an update."""
+    event = _event(_update(body))
+    return [event] if event else []
+
+
+def _update(body: bytes) -> dict[str, Any]:
     update = decode_json_body(body)
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
         raise web.HTTPBadRequest(text="not a Telegram update (no update_id)")
-    event = _event(update)
-    return [event] if event else []
+    return update
+
+
+def _answer(update: dict[str, Any]) -> web.Response | None:
+    """The webhook answer that acknowledges a callback query (a Bot API call in the reply)."""
+    query_id = json_object(update.get("callback_query")).get("id")
+    if not isinstance(query_id, str) or not query_id:
+        return None
+    return web.json_response({"method": "answerCallbackQuery", "callback_query_id": query_id})
 
 
 def _event(update: dict[str, Any]) -> InboundEvent | None:
