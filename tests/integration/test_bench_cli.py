@@ -33,6 +33,16 @@ def test_e2e_prints_ratios_against_the_baseline_and_profiles_every_service(
     assert sampled, "py-spy recorded none of the services"
 
 
+def test_e2e_repeated_alternates_rounds_and_prints_the_median_ratio() -> None:
+    out = bench("e2e", "--conversations", "2", "--messages", "3", "--repeat", "2")
+    runs = [line.split("│")[1].strip() for line in out.splitlines()
+            if line.startswith("│") and line.split("│")[2].strip().isdigit()]
+    assert runs == ["baseline (4 streams, 3 relays) #1", "greentic, 1 executor(s) #1",
+                    "baseline (4 streams, 3 relays) #2", "greentic, 1 executor(s) #2"], out
+    assert re.search(r"1 executor\(s\), median of 2 alternating rounds: [\d.]+x the "
+                     r"baseline's msg/s \([\d.]+ to [\d.]+\), p99 [\d.]+x", out), out
+
+
 def test_load_measures_each_offered_rate_and_draws_the_chart(tmp_path: Path) -> None:
     chart = tmp_path / "load.png"
     out = bench("load", "--rates", "10,20", "--seconds", "1", "--conversations", "2",

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -161,17 +162,19 @@ def sessions(ops: int, concurrency: int, nats_url: str | None, redis_url: str) -
     Console(width=160).print(table)
 
 
-def _e2e_table(results: list[Result], baseline: Result, title: str) -> Table:
+def _e2e_table(rounds: list[tuple[Result, list[Result]]], title: str) -> Table:
+    """One row per run; ratios against the baseline of the same round."""
     table = Table(title=title)
     for column in ("run", "messages", "msg/s", "vs baseline", "p50 ms", "p95 ms", "p99 ms",
                    "p99 vs baseline", "max lag"):
         table.add_column(column, justify="right" if column != "run" else "left")
-    for result in [baseline, *results]:
-        table.add_row(result.name, str(result.messages), f"{result.rate:,.0f}",
-                      f"{result.rate / baseline.rate:.2f}",
-                      *(f"{result.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)),
-                      f"{result.percentile(0.99) / baseline.percentile(0.99):.2f}",
-                      "" if result.lag_max is None else f"{result.lag_max:,}")
+    for baseline, results in rounds:
+        for result in [baseline, *results]:
+            table.add_row(result.name, str(result.messages), f"{result.rate:,.0f}",
+                          f"{result.rate / baseline.rate:.2f}",
+                          *(f"{result.percentile(q):.1f}" for q in (0.5, 0.95, 0.99)),
+                          f"{result.percentile(0.99) / baseline.percentile(0.99):.2f}",
+                          "" if result.lag_max is None else f"{result.lag_max:,}")
     return table
 
 
@@ -253,24 +256,42 @@ def _machine() -> str:
 
 
 async def _e2e(conversations: int, messages: int, executors: list[int], rate: float | None,
-               spin: int, profile: Path | None, plot: Path | None, console: Console) -> None:
+               spin: int, profile: Path | None, plot: Path | None, console: Console,
+               repeat: int = 1) -> None:
     bench = _Bench(console)
     try:
         console.print(_machine())
         total = conversations * messages
-        console.print(f"baseline: {total} messages …")
-        baseline = await bench.baseline(total, rate)
-        results = []
-        for count in executors:
-            console.print(f"greentic with {count} executor(s): {conversations} "
-                          f"conversations x {messages} messages, component spin {spin} …")
-            results.append(await bench.platform(
-                count, conversations, messages, rate, spin=spin,
-                wasm_threads=1 if len(executors) > 1 else None,
-                profile=profile / f"executors-{count}" if profile else None))
+        rounds: list[tuple[Result, list[Result]]] = []
+        for number in range(1, repeat + 1):
+            suffix = f" #{number}" if repeat > 1 else ""
+            console.print(f"baseline{suffix}: {total} messages …")
+            baseline = await bench.baseline(total, rate)
+            baseline.name += suffix
+            results = []
+            for count in executors:
+                console.print(f"greentic with {count} executor(s){suffix}: {conversations} "
+                              f"conversations x {messages} messages, component spin {spin} …")
+                results.append(await bench.platform(
+                    count, conversations, messages, rate, spin=spin,
+                    wasm_threads=1 if len(executors) > 1 else None,
+                    profile=profile / f"executors-{count}{suffix.replace(' #', '-')}"
+                    if profile else None))
+                results[-1].name += suffix
+            rounds.append((baseline, results))
         mode = f"offered at {rate:g} msg/s" if rate else "as fast as possible"
-        console.print(_e2e_table(results, baseline, f"end to end, {mode}"))
-        console.print(_process_table([baseline, *results]))
+        console.print(_e2e_table(rounds, f"end to end, {mode}"))
+        console.print(_process_table([run for baseline, results in rounds
+                                      for run in (baseline, *results)]))
+        if repeat > 1:
+            for index, count in enumerate(executors):
+                ratios = [results[index].rate / baseline.rate for baseline, results in rounds]
+                tails = [results[index].percentile(0.99) / baseline.percentile(0.99)
+                         for baseline, results in rounds]
+                console.print(f"{count} executor(s), median of {repeat} alternating rounds: "
+                              f"{statistics.median(ratios):.2f}x the baseline's msg/s "
+                              f"({min(ratios):.2f} to {max(ratios):.2f}), p99 "
+                              f"{statistics.median(tails):.2f}x the baseline's")
         if len(results) > 1:
             machine = _machine_speedup(bench, spin, executors[-1] // executors[0])
             console.print(f"scaling {executors[0]} → {executors[-1]} executors: "
@@ -312,15 +333,18 @@ _spin = click.option("--spin", default=0, show_default=True,
 @_spin
 @click.option("--profile", type=click.Path(file_okay=False, path_type=Path),
               help="Record every service with py-spy into this directory and summarise.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 20),
+              help="Rounds of baseline + platform, alternating; prints the median ratio (a "
+                   "shared host's load drifts between runs).")
 def e2e(conversations: int, messages: int, executors: int, rate: float | None,
-        duration: float | None, spin: int, profile: Path | None) -> None:
+        duration: float | None, spin: int, profile: Path | None, repeat: int) -> None:
     """WebChat conversations through all five services vs a raw-NATS baseline, same run."""
     if duration is not None:
         if rate is None:
             raise click.BadParameter("needs --rate", param_hint="--duration")
         messages = max(1, -(-round(rate * duration) // conversations))
     asyncio.run(_e2e(conversations, messages, [executors], rate, spin, profile, None,
-                     Console(width=150)))
+                     Console(width=150), repeat))
 
 
 @bench.command()
