@@ -152,3 +152,29 @@ async def test_messages_waiting_behind_a_long_handler_keep_their_delivery_too(
     assert calls == [(0, 1), (1, 1), (2, 1)]  # in order, each once, on its first delivery
     info = await js.consumer_info(stream.stream, stream.consumer)
     assert (info.num_ack_pending, info.num_redelivered) == (0, 0)
+
+
+async def test_the_keep_alive_limit_counts_a_handler_from_its_start_not_from_its_wait(
+        hop: tuple[JetStreamContext, Hop]) -> None:
+    js, stream = hop
+    calls: list[tuple[int, int]] = []
+    second_done = asyncio.Event()
+
+    async def slowish(msg: Msg) -> None:
+        calls.append((int(msg.data), msg.metadata.num_delivered))
+        await asyncio.sleep(2 * ACK_WAIT_S)  # each alone under the limit, both together over
+        if int(msg.data) == 1:
+            second_done.set()
+
+    worker = HopWorker(js, stream, slowish, max_deliver=10, ack_wait_s=ACK_WAIT_S,
+                       keepalive_limit_s=3 * ACK_WAIT_S)
+    asyncio.get_running_loop().create_task(worker.run())
+    for number in range(2):
+        await publish(js, stream, "x", number)
+    async with asyncio.timeout(30):
+        await second_done.wait()
+    await asyncio.sleep(2 * ACK_WAIT_S)
+    await worker.stop()
+    assert calls == [(0, 1), (1, 1)]
+    info = await js.consumer_info(stream.stream, stream.consumer)
+    assert (info.num_ack_pending, info.num_redelivered) == (0, 0)

@@ -7,6 +7,7 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime.component import Component, Linker
@@ -15,9 +16,10 @@ from greentic.component.engine import ComponentEngine
 from greentic.interfaces.values import record
 
 
-def _call_repeatedly(path: str, calls: int, fuel: bool) -> float:
+def _call_repeatedly(path: str, calls: int, fuel: bool, start: Any = None) -> float:
     """Seconds for `calls` calls of the component's `execute` on one reused instance, on an
-    engine configured like the executors' (fuel metering as they have it, epoch deadline)."""
+    engine configured like the executors' (fuel metering as they have it, epoch deadline);
+    the timed calls begin when every process reached `start` (a barrier)."""
     engine = ComponentEngine(fuel=fuel)
     component = Component.from_file(engine.engine, path)
     store = wasmtime.Store(engine.engine)
@@ -27,6 +29,8 @@ def _call_repeatedly(path: str, calls: int, fuel: bool) -> float:
     execute = Linker(engine.engine).instantiate(store, component).get_func(store, "execute")
     message = record(id="m1", content="ceiling", sender="bench", timestamp=0)
     execute(store, message)  # warm
+    if start is not None:
+        start.wait()
     started = time.perf_counter()
     with engine.running():
         for _ in range(calls):
@@ -43,9 +47,11 @@ def machine_speedup(component: Path, processes: int, calls: int, fuel: bool,
     spawn = multiprocessing.get_context("spawn")  # not fork: the caller runs an event loop
     paths, fuels = [str(component)] * processes, [fuel] * processes
     alone, together = [], []
-    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+    with spawn.Manager() as manager, ProcessPoolExecutor(processes, mp_context=spawn) as pool:
         list(pool.map(_call_repeatedly, paths, [1] * processes, fuels))  # all started and warm
         for _ in range(rounds):
             alone.append(pool.submit(_call_repeatedly, paths[0], calls, fuel).result())
-            together.append(max(pool.map(_call_repeatedly, paths, [calls] * processes, fuels)))
+            start = manager.Barrier(processes)
+            together.append(max(pool.map(_call_repeatedly, paths, [calls] * processes, fuels,
+                                         [start] * processes)))
     return processes * statistics.median(alone) / statistics.median(together)

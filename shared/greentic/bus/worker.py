@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import dataclasses
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -26,8 +27,8 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Msg], Awaitable[None]]
 
 KEEPALIVE_LIMIT_S = 600.0
-"""A message held longer than this (a stuck handler, or waiting behind one) is no longer
-marked in progress: ack_wait hands it on."""
+"""A message waiting behind its conversation, or whose handler runs, longer than this (a
+stuck handler, or waiting behind one) is no longer marked in progress: ack_wait hands it on."""
 HELD_SCAN_LIMIT = 10_000
 """At start, at most this many unacked stream positions are read to find held conversations."""
 
@@ -85,6 +86,9 @@ class HopWorker:
     """Called after a message was acked (handled or dead-lettered)."""
     chain_conversations: bool = True
     """False when the handler orders each conversation itself (the executor's TurnOrder)."""
+    keepalive_limit_s: float = KEEPALIVE_LIMIT_S
+    """A handler running longer than this is no longer kept alive (the executor raises it above
+    its turn wait's give-up time)."""
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -92,9 +96,9 @@ class HopWorker:
     _chains: dict[str, asyncio.Task[bool]] = field(default_factory=dict)
     _in_flight: set[asyncio.Task[bool]] = field(default_factory=set)
     _parked: dict[str, _Parked] = field(default_factory=dict)
-    _held: dict[int, tuple[Msg, float]] = field(default_factory=dict)
-    """Messages handed to a task (running, or waiting behind their conversation's previous
-    one), with when: kept alive past ack_wait."""
+    _held: dict[asyncio.Task[bool], tuple[Msg, float]] = field(default_factory=dict)
+    """Each task's message (waiting behind its conversation's previous one, or its handler
+    running) and since when: kept alive past ack_wait."""
 
     async def run(self) -> None:
         """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
@@ -153,11 +157,11 @@ class HopWorker:
         task = asyncio.create_task(self._handle_after(previous, msg))
         self._chains[key] = task
         self._in_flight.add(task)
-        self._held[id(msg)] = (msg, asyncio.get_running_loop().time())
+        self._held[task] = (msg, asyncio.get_running_loop().time())
 
         def done(finished: asyncio.Task[bool]) -> None:
             self._in_flight.discard(finished)
-            self._held.pop(id(msg), None)
+            self._held.pop(finished, None)
             if self._chains.get(key) is finished:
                 del self._chains[key]
             self._room.set()
@@ -175,10 +179,12 @@ class HopWorker:
                 parked = self._parked.get(_conversation(msg))
                 if parked is not None:
                     parked.msgs[msg.metadata.sequence.stream] = msg
-                    self._held.pop(id(msg), None)  # kept alive as a parked message now
+                    self._held.pop(asyncio.current_task(), None)  # kept alive as parked now
                 else:
                     await msg.nak(delay=self.retry_delays_s[0])
                 return False
+        # the limit counts from here: the wait behind the previous message was not this one's
+        self._held[asyncio.current_task()] = (msg, asyncio.get_running_loop().time())
         handled = await self._handle_spanned(msg)
         parked = self._parked.get(_conversation(msg))
         if handled and parked is not None and parked.blocker == msg.metadata.sequence.stream:
@@ -193,9 +199,10 @@ class HopWorker:
         nor charged a delivery attempt. Parked conversations are released when due."""
         loop = asyncio.get_running_loop()
         every = self.ack_wait_s / 3
+        tick = every / math.ceil(every)  # at most 1 s, and `every` is a whole number of ticks
         marked = loop.time()
         while True:
-            await asyncio.sleep(min(1.0, every))
+            await asyncio.sleep(tick)
             if self._parked:
                 try:
                     await self._release_due()
@@ -203,12 +210,13 @@ class HopWorker:
                     log.error("releasing parked messages failed", hop=self.hop.stage,
                               error=repr(exc))
             now = loop.time()
-            if now - marked < every:
+            if now - marked < every - tick / 2:
                 continue
             marked = now
+            # all but the newest (marked by the next round, within every + tick < ack_wait);
             # one held past the limit is let go: ack_wait hands it on
             held = [msg for msg, since in self._held.values()
-                    if now - KEEPALIVE_LIMIT_S < since < now - every]
+                    if now - self.keepalive_limit_s < since < now - tick]
             held += [msg for parked in self._parked.values() for msg in parked.msgs.values()]
             for msg in held:
                 try:

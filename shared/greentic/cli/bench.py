@@ -293,11 +293,11 @@ async def _e2e(conversations: int, messages: int, executors: list[int], rate: fl
                               f"({min(ratios):.2f} to {max(ratios):.2f}), p99 "
                               f"{statistics.median(tails):.2f}x the baseline's")
         if len(results) > 1:
-            machine = _machine_speedup(bench, spin, executors[-1] // executors[0])
-            console.print(f"scaling {executors[0]} → {executors[-1]} executors: "
+            machine = _machine_speedup(bench, spin, executors[-1])
+            console.print(f"scaling 1 → {executors[-1]} executors: "
                           f"{results[-1].rate / results[0].rate:.2f}x; the machine itself: "
-                          f"{machine:.2f}x ({executors[-1] // executors[0]} processes calling "
-                          "the component bare, no platform)")
+                          f"{machine:.2f}x ({executors[-1]} processes calling the component "
+                          "bare, no platform)")
             if plot is not None:
                 from greentic.bench.plots import scaling
 
@@ -361,6 +361,9 @@ def scale(conversations: int, messages: int, executors: str, spin: int,
           plot: Path | None) -> None:
     """The e2e run with 1, 2, … executors (one wasm thread each), and the speed-up."""
     counts = [int(n) for n in executors.split(",")]
+    if counts[0] != 1 or counts != sorted(set(counts)):
+        raise click.BadParameter("ascending counts starting with 1 (the speed-up is against "
+                                 "one executor), e.g. 1,2", param_hint="--executors")
     asyncio.run(_e2e(conversations, messages, counts, None, spin, None, plot,
                      Console(width=150)))
 

@@ -65,6 +65,9 @@ class ComponentEngine:
         with cls._lock:
             if cls._instance is None:
                 cls._instance = cls(cache_dir, fuel)
+            elif cls._instance.fuel != fuel:
+                log.warning("the process's wasm engine already exists with other fuel metering;"
+                            " keeping it", fuel=cls._instance.fuel, asked=fuel)
             elif cache_dir and cls._instance.cache_dir is None:
                 cls._instance.cache_dir = Path(cache_dir)
             return cls._instance

@@ -164,6 +164,9 @@ class ExecutorService(HopService):
     def __init__(self, settings: Settings, secrets: SecretsProvider | None = None) -> None:
         super().__init__(settings)
         self.max_in_flight = settings.executor_max_in_flight
+        # a turn waiting for its conversation's head stays alive as long as it may wait
+        self.keepalive_limit_s = max(self.keepalive_limit_s,
+                                     _turn_give_up_s(settings) + settings.ack_wait_s)
         self.components = ComponentRegistry(ComponentHost(
             ComponentEngine.shared(settings.component_cache_dir, settings.wasm_fuel),
             MemoryStateStore(),
@@ -188,9 +191,8 @@ class ExecutorService(HopService):
         epoch = str((await self.js.stream_info(routed)).created or "")
         self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch,
                                     self.versions)
-        give_up = self.settings.ack_wait_s * (self.settings.max_deliver + 2) + 30
         self._order = TurnOrder(self.nc, self.js, routed, ack_wait_s=self.settings.ack_wait_s,
-                                give_up_s=give_up)
+                                give_up_s=_turn_give_up_s(self.settings))
         await self._order.start()
         kv = await self.js.key_value(FLOWS_BUCKET)
         components_kv = await self.js.key_value(COMPONENT_INDEX_BUCKET)
@@ -254,6 +256,12 @@ class ExecutorService(HopService):
                                   headers=h.envelope_headers(reply))
         log.debug("turn done", msg_id=inbound.id, tenant=inbound.ctx.tenant,
                   replies=len(replies))
+
+
+def _turn_give_up_s(settings: Settings) -> float:
+    """How long a conversation's head may stay pending before the next message runs anyway:
+    every delivery of the head timed out, plus slack."""
+    return settings.ack_wait_s * (settings.max_deliver + 2) + 30
 
 
 __all__ = ["ExecutorService", "TurnApplier", "reply_envelopes", "resume_point"]

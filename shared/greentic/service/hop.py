@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 
 from greentic.bus.subjects import Stage, conversation_token, parse_message_subject
 from greentic.bus.topology import HOPS, ensure_consumer
-from greentic.bus.worker import HopWorker
+from greentic.bus.worker import KEEPALIVE_LIMIT_S, HopWorker
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, EnvelopeError, SubjectError
 from greentic.telemetry.metrics import CONSUMER_LAG
@@ -43,6 +43,7 @@ class HopService:
     """Wait for the server to confirm each ack before `on_acked`."""
     chain_conversations = True
     max_in_flight = 1024
+    keepalive_limit_s = KEEPALIVE_LIMIT_S
     """Messages one replica holds at once (fetched, waiting or running)."""
     """Run one conversation's messages one after another inside this process."""
 
@@ -77,7 +78,8 @@ class HopService:
                                  ack_wait_s=self.settings.ack_wait_s,
                                  on_acked=self.on_acked,
                                  chain_conversations=self.chain_conversations,
-                                 max_in_flight=self.max_in_flight)
+                                 max_in_flight=self.max_in_flight,
+                                 keepalive_limit_s=self.keepalive_limit_s)
 
     async def run(self) -> None:
         assert self._worker is not None

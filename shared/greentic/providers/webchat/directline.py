@@ -192,7 +192,8 @@ class DirectLine:
         envelope = envelope_from_activity(activity, message_id=activity_id(cid, activity),
                                           ctx=ctx, channel=claims.channel, conversation=cid)
         # both durable before we answer, sent in one write (one round trip, not two); a failed
-        # one fails the POST, and the client's retry is stored once (same ids)
+        # one fails the POST (the echo may then show a message the flow did not get until the
+        # client retries), and the retry is stored once (same ids)
         await asyncio.gather(
             publish_inbound(self.js, envelope),
             Transcript(self.js, ctx, claims.channel, cid).append(user_echo(activity, envelope)))
