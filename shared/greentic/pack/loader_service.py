@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -41,6 +42,7 @@ from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError, GreenticError, PackError
 from greentic.flow.loader import load_flow
+from greentic.pack import garbage
 from greentic.pack.archive import PackArchive, PackLimits, read_pack_file
 from greentic.pack.deploy import (
     DeployedComponent,
@@ -108,7 +110,10 @@ class PackLoaderService:
         self._sync_lock = asyncio.Lock()  # the poll loop and deploy requests both sync
         self._published: dict[str, tuple[str, str]] = {}  # key → (version, revision)
         self._published_components: dict[str, bytes] = {}  # key → encoded document
+        self._js: Any = None
         self._uploaded: set[str] = set()  # digests known to be in the object store
+        self._collect = True  # look for unnamed component bytes after the next sync
+        self.bytes_deleted = 0
         self._digests: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) → sha256
         try:
             self._trust = Trust(keys=parse_trusted_keys(settings.trusted_keys),
@@ -132,6 +137,7 @@ class PackLoaderService:
         self.deploy_refusals = 0
 
     async def start(self, nc: Client, js: JetStreamContext) -> None:
+        self._js = js
         self._kv = await js.key_value(FLOWS_BUCKET)
         self._components_kv = await js.key_value(COMPONENT_INDEX_BUCKET)
         self._objects = await js.object_store(COMPONENTS_OBJECT_STORE)
@@ -161,7 +167,8 @@ class PackLoaderService:
         return {"flows": len(self._published), "components": len(self._published_components),
                 "publishes": self.publishes, "refusals": self.refusals,
                 "deploys": self.deploys, "deploy_refusals": self.deploy_refusals,
-                "revisions_purged": self._versions.purged if self._versions else 0}
+                "revisions_purged": self._versions.purged if self._versions else 0,
+                "component_bytes_deleted": self.bytes_deleted}
 
     async def _resolve_sources(self) -> dict[str, Path | None]:
         """Every pack's local path (from a deployment's locator, else the bundle's). `oci`
@@ -299,8 +306,11 @@ class PackLoaderService:
         assert self._kv is not None
         sources = await self._resolve_sources()
         documents, component_documents, blobs = await asyncio.to_thread(self._documents, sources)
+        purged = self._versions.purged if self._versions else 0
         await self._record_revisions(documents, component_documents)
         await self._sync_components(component_documents, blobs)
+        if self._collect or (self._versions is not None and self._versions.purged > purged):
+            await self._delete_unnamed_bytes({d.digest for _, d in component_documents if d})
         wanted = {key for key, _ in documents}
         for key, document in documents:
             if document is None or self._published.get(key) == (document.version,
@@ -416,6 +426,21 @@ class PackLoaderService:
             await self._components_kv.delete(key)
             del self._published_components[key]
             log.info("component withdrawn", key=key)
+
+    async def _delete_unnamed_bytes(self, current: set[str]) -> None:
+        """After revisions were purged (and once after start, for a leader that stopped
+        in between): delete component bytes no kept revision names."""
+        assert self._versions is not None
+        try:
+            deleted = await garbage.delete_unnamed(self._js, self._versions.kv, self._objects,
+                                                   keep=current, grace_s=garbage.GRACE_S)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("looking for unnamed component bytes failed; next purge retries",
+                        error=repr(exc))
+            return
+        self._collect = False
+        self._uploaded -= set(deleted)
+        self.bytes_deleted += len(deleted)
 
     async def _record_revisions(self, documents: list[tuple[str, FlowDocument | None]],
                                 component_documents: list[tuple[str, ComponentDocument | None]]
