@@ -96,6 +96,16 @@ async def test_an_unreadable_revision_deletes_nothing(bus) -> None:
     assert await stored(objects) == {digest("D")}
 
 
+async def test_a_listing_that_may_be_cut_short_deletes_nothing(
+        bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    js, versions, objects = bus
+    await objects.put(digest("D"), b"maybe named by a revision past the first page")
+    await PackVersionIndex(versions, "dev", kept=5).record(revision("acme", 1, "A"))
+    monkeypatch.setattr(garbage, "SUBJECTS_PAGE", 2)  # revision + history: a full page
+    assert await delete_unnamed(js, versions, objects, keep=set(), grace_s=0) == []
+    assert await stored(objects) == {digest("D")}
+
+
 async def test_pack_loader_deletes_the_bytes_of_the_revision_it_purged(
         nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(garbage, "GRACE_S", 0.0)

@@ -26,14 +26,23 @@ log = structlog.get_logger(__name__)
 GRACE_S = 600.0
 """Bytes stored less than this long ago are never deleted."""
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+SUBJECTS_PAGE = 100_000
+"""nats-server answers a stream's subjects in pages of this many (JSMaxSubjectDetails)."""
+
+
+class IncompleteListing(Exception):
+    """Not every kept revision could be listed: nothing may be deleted."""
 
 
 async def named_digests(js: JetStreamContext, versions: KeyValue) -> set[str]:
     """The component digests of every kept revision, of every env's tenants and packs."""
     prefix = f"$KV.{PACK_VERSIONS_BUCKET}."
     info = await js.stream_info(f"KV_{PACK_VERSIONS_BUCKET}", subjects_filter=f"{prefix}>")
+    subjects = info.state.subjects or {}
+    if len(subjects) >= SUBJECTS_PAGE:  # nats-py reads only the first page: maybe not all
+        raise IncompleteListing(f"{len(subjects)} pack revision keys or more")
     digests: set[str] = set()
-    for subject in info.state.subjects or {}:
+    for subject in subjects:
         key = subject.removeprefix(prefix)
         if key.endswith(f".{HISTORY_TOKEN}"):
             continue
@@ -64,9 +73,9 @@ async def delete_unnamed(js: JetStreamContext, versions: KeyValue, objects: Obje
         stored = await objects.list(ignore_deletes=True)
     except NotFoundError:  # an empty store
         return []
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        log.warning("a pack revision is unreadable; no component bytes deleted",
-                    error=str(exc))
+    except (msgspec.DecodeError, msgspec.ValidationError, IncompleteListing) as exc:
+        log.warning("the kept pack revisions could not all be read; no component bytes "
+                    "deleted", error=str(exc))
         return []
     now = datetime.datetime.now(datetime.UTC)
     deleted = []
