@@ -14,13 +14,24 @@ from nats.js.errors import ObjectNotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from greentic.bus.topology import COMPONENTS_OBJECT_STORE, PACK_VERSIONS_BUCKET, ensure_streams
+from greentic.bus.topology import (
+    COMPONENT_INDEX_BUCKET,
+    COMPONENTS_OBJECT_STORE,
+    PACK_VERSIONS_BUCKET,
+    ensure_streams,
+)
 from greentic.config.bundle import Bundle, PackSource, Tenant
 from greentic.config.settings import load_settings
 from greentic.pack import garbage
 from greentic.pack.archive import build_pack, sign_pack
 from greentic.pack.garbage import delete_unnamed
-from greentic.pack.index import ComponentDocument, PackVersionDocument, pack_version_key
+from greentic.pack.index import (
+    ComponentDocument,
+    PackVersionDocument,
+    component_key,
+    encode_component_document,
+    pack_version_key,
+)
 from greentic.pack.keys import format_public_key
 from greentic.pack.loader_service import PackLoaderService
 from greentic.pack.versions import PackVersionIndex
@@ -46,20 +57,22 @@ def revision(tenant: str, number: int, *components: str) -> PackVersionDocument:
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[tuple[JetStreamContext, KeyValue,
-                                                              ObjectStore]]:
+                                                              KeyValue, ObjectStore]]:
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     await ensure_streams(js)
-    await js.delete_key_value(PACK_VERSIONS_BUCKET)  # a fresh bucket for every test
+    for bucket in (PACK_VERSIONS_BUCKET, COMPONENT_INDEX_BUCKET):
+        await js.delete_key_value(bucket)  # fresh buckets for every test
     await ensure_streams(js)
     objects = await js.create_object_store(f"gc_test_{next(_stores)}")
-    yield js, await js.key_value(PACK_VERSIONS_BUCKET), objects
+    yield (js, await js.key_value(PACK_VERSIONS_BUCKET),
+           await js.key_value(COMPONENT_INDEX_BUCKET), objects)
     await nc.close()
 
 
 async def stored(objects: ObjectStore) -> set[str]:
     names = set()
-    for name in map(digest, "ABCDE"):
+    for name in map(digest, "ABCDEF"):
         try:
             await objects.get(name)
             names.add(name)
@@ -69,40 +82,44 @@ async def stored(objects: ObjectStore) -> set[str]:
 
 
 async def test_bytes_of_purged_revisions_and_strays_go_named_ones_stay(bus) -> None:
-    js, versions, objects = bus
-    for name in "ABCDE":
+    js, versions, index, objects = bus
+    for name in "ABCDEF":
         await objects.put(digest(name), name.encode() * 100)
     await PackVersionIndex(versions, "dev", kept=1).record(revision("acme", 1, "C"))
     await PackVersionIndex(versions, "dev", kept=1).record(revision("acme", 2, "A"))  # 1 purged
     await PackVersionIndex(versions, "prod", kept=5).record(revision("acme", 3, "B"))
-    deleted = await delete_unnamed(js, versions, objects, keep={digest("E")}, grace_s=0)
+    # another env's component of a pack without flows: in the index, in no revision
+    await index.put(component_key("staging", "acme", "tools", "F"), encode_component_document(
+        revision("acme", 4, "F").components[0]))
+    deleted = await delete_unnamed(js, versions, index, objects, keep={digest("E")}, grace_s=0)
     assert sorted(deleted) == sorted([digest("C"), digest("D")])
-    assert await stored(objects) == {digest("A"), digest("B"), digest("E")}
-    assert await delete_unnamed(js, versions, objects, keep=set(), grace_s=0) == [digest("E")]
+    assert await stored(objects) == {digest("A"), digest("B"), digest("E"), digest("F")}
+    assert await delete_unnamed(js, versions, index, objects, keep=set(),
+                                grace_s=0) == [digest("E")]
 
 
 async def test_bytes_younger_than_the_grace_period_stay(bus) -> None:
-    js, versions, objects = bus
+    js, versions, index, objects = bus
     await objects.put(digest("D"), b"stray")
-    assert await delete_unnamed(js, versions, objects, keep=set()) == []
+    assert await delete_unnamed(js, versions, index, objects, keep=set()) == []
     assert await stored(objects) == {digest("D")}
 
 
 async def test_an_unreadable_revision_deletes_nothing(bus) -> None:
-    js, versions, objects = bus
+    js, versions, index, objects = bus
     await objects.put(digest("D"), b"maybe named by the unreadable one")
     await versions.put(pack_version_key("dev", "acme", "shop", "r9"), b"{not json")
-    assert await delete_unnamed(js, versions, objects, keep=set(), grace_s=0) == []
+    assert await delete_unnamed(js, versions, index, objects, keep=set(), grace_s=0) == []
     assert await stored(objects) == {digest("D")}
 
 
 async def test_a_listing_that_may_be_cut_short_deletes_nothing(
         bus, monkeypatch: pytest.MonkeyPatch) -> None:
-    js, versions, objects = bus
+    js, versions, index, objects = bus
     await objects.put(digest("D"), b"maybe named by a revision past the first page")
     await PackVersionIndex(versions, "dev", kept=5).record(revision("acme", 1, "A"))
     monkeypatch.setattr(garbage, "SUBJECTS_PAGE", 2)  # revision + history: a full page
-    assert await delete_unnamed(js, versions, objects, keep=set(), grace_s=0) == []
+    assert await delete_unnamed(js, versions, index, objects, keep=set(), grace_s=0) == []
     assert await stored(objects) == {digest("D")}
 
 
@@ -121,7 +138,8 @@ async def test_pack_loader_deletes_the_bytes_of_the_revision_it_purged(
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
     await ensure_streams(js)
-    await js.delete_key_value(PACK_VERSIONS_BUCKET)  # no other test's revisions
+    for bucket in (PACK_VERSIONS_BUCKET, COMPONENT_INDEX_BUCKET):
+        await js.delete_key_value(bucket)  # no other test's revisions and components
     await ensure_streams(js)
     try:
         await service.start(nc, js)

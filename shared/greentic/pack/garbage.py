@@ -1,11 +1,11 @@
 """Component bytes no kept pack revision names any more leave the object store.
 
 Every revision a tenant's pack keeps (GREENTIC_PACK_VERSIONS_KEPT, in every env sharing the
-NATS) lists its components' digests; the current one is the newest kept. pack-loader writes a
-revision before it uploads that revision's bytes, so bytes in the store are named by a revision
-from the moment they arrive. Bytes younger than a grace period stay regardless (another
-pack-loader may be between those two steps), and a round that cannot read every revision
-deletes nothing.
+NATS) lists its components' digests, and so does the component index (what executors load
+now). pack-loader writes a revision before it uploads that revision's bytes, so bytes in the
+store are named from the moment they arrive. Bytes younger than a grace period stay regardless
+(another pack-loader may be between those two steps), and a round that cannot read every
+revision and index entry deletes nothing.
 """
 
 import datetime
@@ -18,8 +18,8 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from greentic.bus.topology import PACK_VERSIONS_BUCKET
-from greentic.pack.index import HISTORY_TOKEN, decode_pack_version
+from greentic.bus.topology import COMPONENT_INDEX_BUCKET, PACK_VERSIONS_BUCKET
+from greentic.pack.index import HISTORY_TOKEN, decode_component_document, decode_pack_version
 
 log = structlog.get_logger(__name__)
 
@@ -31,27 +31,41 @@ SUBJECTS_PAGE = 100_000
 
 
 class IncompleteListing(Exception):
-    """Not every kept revision could be listed: nothing may be deleted."""
+    """Not every key could be listed: nothing may be deleted."""
 
 
-async def named_digests(js: JetStreamContext, versions: KeyValue) -> set[str]:
-    """The component digests of every kept revision, of every env's tenants and packs."""
-    prefix = f"$KV.{PACK_VERSIONS_BUCKET}."
-    info = await js.stream_info(f"KV_{PACK_VERSIONS_BUCKET}", subjects_filter=f"{prefix}>")
+async def named_digests(js: JetStreamContext, versions: KeyValue, index: KeyValue
+                        ) -> set[str]:
+    """The component digests of every kept revision and every published component, of every
+    env's tenants and packs."""
+    digests: set[str] = set()
+    for key in await _live_keys(js, PACK_VERSIONS_BUCKET):
+        if not key.endswith(f".{HISTORY_TOKEN}"):
+            revision = await _value(versions, key)
+            if revision is not None:
+                digests.update(c.digest for c in decode_pack_version(revision).components)
+    for key in await _live_keys(js, COMPONENT_INDEX_BUCKET):
+        component = await _value(index, key)
+        if component is not None:
+            digests.add(decode_component_document(component).digest)
+    return digests
+
+
+async def _live_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """Every key the bucket's stream holds a message for (values and tombstones)."""
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
     subjects = info.state.subjects or {}
     if len(subjects) >= SUBJECTS_PAGE:  # nats-py reads only the first page: maybe not all
-        raise IncompleteListing(f"{len(subjects)} pack revision keys or more")
-    digests: set[str] = set()
-    for subject in subjects:
-        key = subject.removeprefix(prefix)
-        if key.endswith(f".{HISTORY_TOKEN}"):
-            continue
-        try:
-            entry = await versions.get(key)
-        except KeyNotFoundError:  # purged: no longer kept
-            continue
-        digests.update(c.digest for c in decode_pack_version(entry.value or b"").components)
-    return digests
+        raise IncompleteListing(f"{len(subjects)} keys or more in {bucket}")
+    return [subject.removeprefix(prefix) for subject in subjects]
+
+
+async def _value(kv: KeyValue, key: str) -> bytes | None:
+    try:
+        return (await kv.get(key)).value or b""
+    except KeyNotFoundError:  # purged or deleted: names nothing
+        return None
 
 
 def stored_at(mtime: str | None) -> datetime.datetime | None:
@@ -64,12 +78,13 @@ def stored_at(mtime: str | None) -> datetime.datetime | None:
         return None
 
 
-async def delete_unnamed(js: JetStreamContext, versions: KeyValue, objects: ObjectStore, *,
-                         keep: set[str], grace_s: float = GRACE_S) -> list[str]:
-    """Delete the objects no kept revision names (and not in `keep`, nor younger than
-    `grace_s`); returns their names. Any read failing deletes nothing."""
+async def delete_unnamed(js: JetStreamContext, versions: KeyValue, index: KeyValue,
+                         objects: ObjectStore, *, keep: set[str], grace_s: float = GRACE_S
+                         ) -> list[str]:
+    """Delete the objects no kept revision or published component names (and not in `keep`,
+    nor younger than `grace_s`); returns their names. Any read failing deletes nothing."""
     try:
-        named = await named_digests(js, versions) | keep
+        named = await named_digests(js, versions, index) | keep
         stored = await objects.list(ignore_deletes=True)
     except NotFoundError:  # an empty store
         return []

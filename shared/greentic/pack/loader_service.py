@@ -432,7 +432,8 @@ class PackLoaderService:
         in between): delete component bytes no kept revision names."""
         assert self._versions is not None
         try:
-            deleted = await garbage.delete_unnamed(self._js, self._versions.kv, self._objects,
+            deleted = await garbage.delete_unnamed(self._js, self._versions.kv,
+                                                   self._components_kv, self._objects,
                                                    keep=current, grace_s=garbage.GRACE_S)
         except (nats.errors.Error, TimeoutError) as exc:
             log.warning("looking for unnamed component bytes failed; next purge retries",
