@@ -3,7 +3,7 @@ when it starts while a crashed replica still holds messages (real nats-server)."
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats
 import pytest
@@ -69,8 +69,9 @@ def consumer_config(hop: Hop) -> ConsumerConfig:
                           ack_wait=ACK_WAIT_S, max_deliver=10)
 
 
-async def run_worker(js: JetStreamContext, hop: Hop, handler: Recorder) -> HopWorker:
-    worker = HopWorker(js, hop, handler, max_deliver=10, ack_wait_s=ACK_WAIT_S)
+async def run_worker(js: JetStreamContext, hop: Hop, handler: Callable[[Msg], Awaitable[None]],
+                     **options: float) -> HopWorker:
+    worker = HopWorker(js, hop, handler, max_deliver=10, ack_wait_s=ACK_WAIT_S, **options)
     asyncio.get_running_loop().create_task(worker.run())
     return worker
 
@@ -116,8 +117,7 @@ async def test_a_handler_longer_than_ack_wait_keeps_its_delivery(
         await asyncio.sleep(4 * ACK_WAIT_S)
         done.set()
 
-    worker = HopWorker(js, stream, slow, max_deliver=10, ack_wait_s=ACK_WAIT_S)
-    asyncio.get_running_loop().create_task(worker.run())
+    worker = await run_worker(js, stream, slow)
     await publish(js, stream, "x", 0)
     async with asyncio.timeout(30):
         await done.wait()
@@ -141,8 +141,7 @@ async def test_messages_waiting_behind_a_long_handler_keep_their_delivery_too(
         if len(calls) == 3:
             third.set()
 
-    worker = HopWorker(js, stream, first_slow, max_deliver=10, ack_wait_s=ACK_WAIT_S)
-    asyncio.get_running_loop().create_task(worker.run())
+    worker = await run_worker(js, stream, first_slow)
     for number in range(3):
         await publish(js, stream, "x", number)
     async with asyncio.timeout(30):
@@ -166,9 +165,7 @@ async def test_the_keep_alive_limit_counts_a_handler_from_its_start_not_from_its
         if int(msg.data) == 1:
             second_done.set()
 
-    worker = HopWorker(js, stream, slowish, max_deliver=10, ack_wait_s=ACK_WAIT_S,
-                       keepalive_limit_s=3 * ACK_WAIT_S)
-    asyncio.get_running_loop().create_task(worker.run())
+    worker = await run_worker(js, stream, slowish, keepalive_limit_s=3 * ACK_WAIT_S)
     for number in range(2):
         await publish(js, stream, "x", number)
     async with asyncio.timeout(30):

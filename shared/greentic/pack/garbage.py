@@ -89,8 +89,8 @@ async def delete_unnamed(js: JetStreamContext, versions: KeyValue, index: KeyVal
     except NotFoundError:  # an empty store
         return []
     except (msgspec.DecodeError, msgspec.ValidationError, IncompleteListing) as exc:
-        log.warning("the kept pack revisions could not all be read; no component bytes "
-                    "deleted", error=str(exc))
+        log.warning("the kept revisions and published components could not all be read; "
+                    "no component bytes deleted", error=str(exc))
         return []
     now = datetime.datetime.now(datetime.UTC)
     deleted = []
@@ -101,6 +101,6 @@ async def delete_unnamed(js: JetStreamContext, versions: KeyValue, index: KeyVal
             continue
         await objects.delete(info.name)
         deleted.append(info.name)
-        log.info("component bytes deleted: no kept pack revision names them",
+        log.info("component bytes deleted: no kept revision or published component names them",
                  digest=info.name[:12], size=info.size)
     return deleted

@@ -306,10 +306,9 @@ class PackLoaderService:
         assert self._kv is not None
         sources = await self._resolve_sources()
         documents, component_documents, blobs = await asyncio.to_thread(self._documents, sources)
-        purged = self._versions.purged if self._versions else 0
-        await self._record_revisions(documents, component_documents)
+        purged = await self._record_revisions(documents, component_documents)
         await self._sync_components(component_documents, blobs)
-        if self._collect or (self._versions is not None and self._versions.purged > purged):
+        if self._collect or purged:
             await self._delete_unnamed_bytes({d.digest for _, d in component_documents if d})
         wanted = {key for key, _ in documents}
         for key, document in documents:
@@ -445,8 +444,9 @@ class PackLoaderService:
 
     async def _record_revisions(self, documents: list[tuple[str, FlowDocument | None]],
                                 component_documents: list[tuple[str, ComponentDocument | None]]
-                                ) -> None:
-        """Write each tenant's pack revision (flows + components) before it becomes current."""
+                                ) -> bool:
+        """Write each tenant's pack revision (flows + components) before it becomes current;
+        True if older revisions were purged meanwhile."""
         assert self._versions is not None
         revisions: dict[tuple[str, str], PackVersionDocument] = {}
         for document in (d for _, d in documents if d is not None):
@@ -458,8 +458,10 @@ class PackLoaderService:
             found = revisions.get((component.tenant, component.pack))
             if found is not None:
                 found.components.append(component)
+        purged = False
         for document in revisions.values():
-            await self._versions.record(document)
+            purged |= bool(await self._versions.record(document))
+        return purged
 
     async def _restore_deployments(self) -> None:
         """Serve what `greentic pack deploy` put in place of the bundle's paths (kept in KV)."""
