@@ -5,9 +5,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from greentic.cli.main import cli
+from tests.reference import REFERENCE_FLOWS, reference_flow_files
 
 DEMO_FLOWS = Path(__file__).parents[2] / "examples" / "demo" / "pack" / "flows"
-REFERENCE_FLOWS = Path(__file__).parents[3] / "shared" / "greentic-examples" / "flows"
 
 
 def invoke(*args: str):
@@ -15,7 +15,7 @@ def invoke(*args: str):
 
 
 def test_validate_passes_good_flows_and_prints_warnings() -> None:
-    result = invoke("validate", *map(str, sorted(REFERENCE_FLOWS.glob("*.ygtc"))))
+    result = invoke("validate", *map(str, reference_flow_files()))
     assert result.exit_code == 0, result.output
     assert "hello.ygtc: ok (1 nodes)" in result.output
     assert "warning: operation 'render_text' is not built in" in result.output

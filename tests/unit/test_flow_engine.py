@@ -17,9 +17,9 @@ from greentic.flow import (
 from greentic.runner.operations import state_operations
 from greentic.state import MemoryStateStore, StateKey
 from greentic.types import Button, Envelope, TenantCtx
+from tests.reference import REFERENCE_FLOWS
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-REFERENCE_FLOWS = Path(__file__).parents[3] / "shared" / "greentic-examples" / "flows"
 CTX = TenantCtx("dev", "t", "m")
 
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from greentic.flow import FlowValidationError, check_flow, load_flow
 from greentic.flow.sidecar import read_sidecar
 from tests.mutation import MUTATIONS, mutate
+from tests.reference import REFERENCE_FLOWS, reference_flow_files
 
-REFERENCE_FLOWS = Path(__file__).parents[3] / "shared" / "greentic-examples" / "flows"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 VALID = """\
 id: sample
@@ -52,7 +52,7 @@ def test_a_valid_flow_loads_into_the_ir_with_positions() -> None:
     assert flow.parameters == {"greeting": "Hi"}
 
 
-@pytest.mark.parametrize("path", sorted(REFERENCE_FLOWS.glob("*.ygtc")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", reference_flow_files(), ids=lambda p: p.name)
 def test_every_greentic_reference_flow_validates(path: Path) -> None:
     flow, diagnostics = check_flow(path.read_text(), str(path))
     assert flow is not None, [str(d) for d in diagnostics]
