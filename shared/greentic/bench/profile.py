@@ -7,9 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
+
+ATTACH_TIMEOUT_S = 10.0
 
 
 def start_profilers(processes: dict[str, subprocess.Popen], out: Path,
@@ -21,11 +24,26 @@ def start_profilers(processes: dict[str, subprocess.Popen], out: Path,
     if spy is None:
         raise click.ClickException("py-spy is not installed (pip install -e '.[dev]')")
     out.mkdir(parents=True, exist_ok=True)
-    return {name: subprocess.Popen(
-        [spy, "record", "--pid", str(process.pid), "--rate", str(rate_hz), "--format", "raw",
-         "--nonblocking", "-o", str(out / f"{name}.txt")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name, process in processes.items()}
+    profilers = {}
+    for name, process in processes.items():
+        with open(out / f"{name}.log", "wb") as log:
+            profilers[name] = subprocess.Popen(
+                [spy, "record", "--pid", str(process.pid), "--rate", str(rate_hz), "--format",
+                 "raw", "--nonblocking", "-o", str(out / f"{name}.txt")],
+                stdout=subprocess.DEVNULL, stderr=log)
+    _wait_until_sampling(out, list(profilers), ATTACH_TIMEOUT_S)
+    return profilers
+
+
+def _wait_until_sampling(out: Path, names: list[str], timeout_s: float) -> None:
+    """Return once every py-spy says it samples (attaching takes a moment; a short run
+    started before that leaves no profile), or after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    waiting = set(names)
+    while waiting and time.monotonic() < deadline:
+        waiting = {name for name in waiting
+                   if b"Sampling process" not in (out / f"{name}.log").read_bytes()}
+        time.sleep(0.05)
 
 
 def stop_profilers(profilers: dict[str, subprocess.Popen]) -> None:
