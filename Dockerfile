@@ -8,11 +8,17 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/greentic
 WORKDIR /src
+# exactly the locked versions (hash-checked), without the dev extra; the locked build tools
+# build the lock's sdists and the project (requirements/README.md)
+COPY requirements/build.txt requirements/runtime.txt ./requirements/
+RUN /opt/greentic/bin/pip install --require-hashes -r requirements/build.txt \
+ && /opt/greentic/bin/pip install --require-hashes --no-build-isolation -r requirements/runtime.txt
 COPY pyproject.toml setup.py README.md ./
 COPY shared ./shared
 COPY services ./services
 # a regular (not editable) install: the venv is all the runtime stage needs
-RUN /opt/greentic/bin/pip install . \
+RUN /opt/greentic/bin/pip install --no-deps --no-build-isolation . \
+ && /opt/greentic/bin/pip check \
  && /opt/greentic/bin/python -m compileall -q /opt/greentic/lib
 
 FROM ${PYTHON_IMAGE}

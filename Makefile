@@ -1,19 +1,30 @@
-# The two commands of the README. Everything is installed into .venv by the project itself.
+# The two commands of the README. Everything is installed into .venv by the project itself,
+# at exactly the versions of requirements/lock.txt (hash-checked); pyproject.toml keeps the
+# compatible ranges for people installing the library. See requirements/README.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+RUNTIME_LOCK := requirements/runtime.txt
+PIP_INSTALL = --progress-bar off --disable-pip-version-check
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean browser-tools registry-tools registry chaos test-concurrency-redis bench-sessions
+.PHONY: demo test lint clean browser-tools registry-tools registry chaos test-concurrency-redis \
+	bench-sessions lock lock-upgrade test-latest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py
-	$(BIN)/pip install --quiet -e '.[dev]'
+# pip prints every version it installs ("Successfully installed ..."); `pip check` proves the
+# locked set is consistent. The locked build tools come first, so the two sdists of the lock
+# and the project itself are built by them (no build isolation fetching an unpinned setuptools).
+$(STAMP): $(BIN)/python $(LOCK) requirements/build.txt pyproject.toml setup.py
+	$(BIN)/pip install $(PIP_INSTALL) --require-hashes -r requirements/build.txt
+	$(BIN)/pip install $(PIP_INSTALL) --require-hashes --no-build-isolation -r $(LOCK)
+	$(BIN)/pip install $(PIP_INSTALL) --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -63,3 +74,39 @@ bench-sessions: $(STAMP)
 chaos: $(STAMP)
 	GREENTIC_CHAOS_FULL=1 $(BIN)/pytest -s tests/integration/test_faults.py
 	$(BIN)/python -m tests.integration.reliability_report
+
+# The lock files, written by a pinned uv (requirements/uv.txt, hash-checked) into its own venv.
+# `make lock` keeps every pin that pyproject still allows (run it after editing pyproject);
+# `make lock-upgrade` moves every pin to the newest allowed version.
+UV_VENV := .greentic/tools/uv
+UV := $(UV_VENV)/bin/uv
+UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock'
+
+$(UV): requirements/uv.txt
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install $(PIP_INSTALL) --quiet --require-hashes -r requirements/uv.txt
+	touch $(UV)
+
+lock: $(UV)
+	$(UV_COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev -o $(LOCK)
+	$(UV_COMPILE) pyproject.toml requirements/build.in -c $(LOCK) -o $(RUNTIME_LOCK)
+	$(UV_COMPILE) requirements/build.in -c $(LOCK) -o requirements/build.txt
+	$(UV_COMPILE) $(UPGRADE) requirements/uv.in -o requirements/uv.txt
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
+
+# The newest versions pyproject allows, in a venv of their own (.venv-latest), through ruff and
+# the whole suite: upgrades are tried on purpose, not found by a red main. What it finds is
+# fixed, or pinned with its reason in requirements/README.md.
+LATEST := .venv-latest
+test-latest: browser-tools registry-tools
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install $(PIP_INSTALL) --upgrade pip
+	$(LATEST)/bin/pip install $(PIP_INSTALL) --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/pip freeze --exclude-editable
+	$(LATEST)/bin/ruff check shared services tests
+	$(LATEST)/bin/pytest --deselect \
+	  tests/unit/test_dependency_lock.py::test_this_environment_holds_exactly_the_locked_versions

@@ -26,11 +26,12 @@ async def post_raw(platform: Platform, http: aiohttp.ClientSession, client: Dire
         return response.status, await response.json()
 
 
+# `words` are ours, or the field a decode error names (msgspec's sentence around it may change)
 @pytest.mark.parametrize(("body", "status", "words"), [
     (b"{not json", 400, "not a valid activity"),
-    (b'{"text": "no type"}', 400, "missing required field `type`"),
+    (b'{"text": "no type"}', 400, "`type`"),
     (b'{"type": "message"}', 400, "needs 'text' or 'value'"),
-    (b'{"type": "message", "text": 42}', 400, "Expected `str | null`"),
+    (b'{"type": "message", "text": 42}', 400, "`$.text`"),
     (b"[]", 400, "not a valid activity"),
 ])
 async def test_malformed_activities_get_a_400_naming_the_problem(

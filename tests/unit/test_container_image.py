@@ -40,6 +40,16 @@ class TestDockerfile:
         final = DOCKERFILE.rsplit("\nFROM ", 1)[1]
         assert "pip install" not in final
 
+    def test_it_installs_exactly_the_locked_runtime_versions(self) -> None:
+        installs = [cmd.strip() for run in instructions("RUN") for cmd in run.split("&&")
+                    if "pip install" in cmd]
+        locked = [cmd for cmd in installs if "--require-hashes" in cmd]
+        assert {cmd.split("-r ", 1)[1] for cmd in locked} == {
+            "requirements/build.txt", "requirements/runtime.txt"}
+        # everything else is the project itself, which brings no dependency of its own
+        assert all("--no-deps" in cmd for cmd in installs if cmd not in locked), installs
+        assert "pip check" in DOCKERFILE
+
     def test_everything_it_copies_exists_and_is_in_the_build_context(self) -> None:
         for args in instructions("COPY"):
             if args.startswith("--from"):

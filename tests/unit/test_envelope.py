@@ -45,12 +45,13 @@ def test_unknown_fields_from_newer_services_are_ignored() -> None:
     assert decode_envelope(msgspec.json.encode(wire)).text == "héllo ✓"
 
 
+# `words` are ours, or the field a decode error names (msgspec's sentence around it may change)
 @pytest.mark.parametrize(("data", "words"), [
     (b"{not json", "not a valid envelope"),
-    (b"[]", "Expected `object`"),
-    (b'{"id": "x"}', "missing required field"),
+    (b"[]", "not a valid envelope"),
+    (b'{"id": "x"}', "`ctx`"),
     (b'{"id": 1, "ctx": {"env": "d", "tenant": "t", "team": "m"}, "channel": "c", '
-     b'"provider": "p", "conversation": "c"}', "Expected `str`, got `int` - at `$.id`"),
+     b'"provider": "p", "conversation": "c"}', "`$.id`"),
 ])
 def test_garbage_raises_envelope_error_naming_the_problem(data: bytes, words: str) -> None:
     with pytest.raises(EnvelopeError, match="not a valid envelope") as caught:

@@ -115,7 +115,7 @@ class TestTamperedEntries:
             self, signed: bytes) -> None:
         offset = signed.index(b"welcome: ")
         data = signed[:offset] + b"W" + signed[offset + 1:]
-        with pytest.raises(PackError, match=r"flows/welcome/flow.ygtc: unreadable: Bad CRC-32"):
+        with pytest.raises(PackError, match=r"flows/welcome/flow.ygtc: unreadable: "):
             read_pack(data, trust=TRUST)
 
     def test_a_tampered_entry_with_a_regenerated_sbom_fails_the_signature(
@@ -190,7 +190,7 @@ class TestMalformedArchives:
             read_zip(raw_zip([("assets/", b"")]))
 
     def test_duplicate_entry_names_are_refused(self) -> None:
-        with pytest.warns(UserWarning, match=r"Duplicate name"):
+        with pytest.warns(UserWarning):  # zipfile warns while the test writes it
             data = raw_zip([("flows/a.ygtc", b"one"), ("flows/a.ygtc", b"two")])
         with pytest.raises(PackError, match=r"flows/a.ygtc: entry name appears twice"):
             read_zip(data)
@@ -237,11 +237,11 @@ class TestHeadersZipfileCannotRead:
     def test_a_zip_version_zipfile_does_not_support_is_a_pack_error(self, signed: bytes) -> None:
         central = signed.index(b"PK\x01\x02")
         forged = signed[:central + 6] + bytes([84]) + signed[central + 7:]  # needs version 8.4
-        with pytest.raises(PackError, match=r"not a ZIP archive: zip file version 8.4"):
+        with pytest.raises(PackError, match=r"not a ZIP archive: "):
             read_zip(forged)
 
     def test_a_strong_encryption_flag_is_a_pack_error(self, signed: bytes) -> None:
         flags = signed.index(b"PK\x01\x02") + 8  # the first entry's general-purpose flags
         forged = signed[:flags] + bytes([signed[flags] | 0x40]) + signed[flags + 1:]
-        with pytest.raises(PackError, match=r"assets/img/logo.svg: unreadable: strong encryption"):
+        with pytest.raises(PackError, match=r"assets/img/logo.svg: unreadable: "):
             read_zip(forged)

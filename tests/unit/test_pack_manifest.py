@@ -40,8 +40,8 @@ def test_bytes_that_are_not_cbor_are_refused() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda m: m.pop("publisher"), r"wrong schema: Object missing required field `publisher`"),
-    (lambda m: m.update(extra=1), r"wrong schema: Object contains unknown field `extra`"),
+    (lambda m: m.pop("publisher"), r"wrong schema: .*`publisher`"),
+    (lambda m: m.update(extra=1), r"wrong schema: .*`extra`"),
     (lambda m: m["components"][0].update(world="rootkit"), r"wrong schema: .*\$.components\[0\]"),
     (lambda m: m.update(format=2), r"manifest.cbor:format: format 2 is not supported"),
     (lambda m: m.update(version="one"), r"manifest.cbor:version: 'one' is not a semantic"),

@@ -21,9 +21,9 @@ def test_json_nested_up_to_the_limit_is_accepted_and_deeper_is_refused() -> None
             decode_json(nested(depth))
 
 
-def test_a_typed_body_keeps_msgspecs_error_naming_the_field() -> None:
-    with pytest.raises(msgspec.DecodeError,
-                       match=r"Expected `str \| null`, got `int` - at `\$.text`"):
+def test_a_typed_body_keeps_an_error_naming_the_field() -> None:
+    # the field's path is ours to rely on; the rest of the sentence is msgspec's wording
+    with pytest.raises(msgspec.DecodeError, match=r"`\$\.text`"):
         decode_json(b'{"type": "message", "text": 42}', Activity)
     assert decode_json(b'{"type": "message", "from": {"id": "u"}}', Activity).from_.id == "u"
 
@@ -42,7 +42,8 @@ def test_provider_fields_of_the_wrong_shape_read_as_empty(value: object) -> None
 
 @pytest.mark.parametrize("body", [b'"\x80"', b'{"type": "message", "text": "\xff\xfe"}'])
 def test_invalid_utf8_inside_a_string_is_a_decode_error(body: bytes) -> None:
-    with pytest.raises(msgspec.DecodeError, match="invalid UTF-8"):
+    # the type is the contract (the services answer 400 on it); the wording is msgspec's own
+    with pytest.raises(msgspec.DecodeError):
         decode_json(body)
-    with pytest.raises(EnvelopeError):
+    with pytest.raises(EnvelopeError, match="not a valid envelope"):
         decode_envelope(body)
