@@ -8,12 +8,11 @@ Persistence is the executor's job. Operations are looked up in a registry, so la
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from greentic.errors import FlowError, SubjectError
-from greentic.flow.condition import Condition, compile_condition
+from greentic.flow.condition import compile_condition
 from greentic.flow.model import Flow, Node
 from greentic.flow.questions import ask_questions
 from greentic.flow.templating import compile_value
@@ -23,6 +22,7 @@ from greentic.flow.turn import (
     NodeError,
     NodeOutcome,
     Operation,
+    PreparedFlow,
     Reply,
     Turn,
     TurnResult,
@@ -32,7 +32,6 @@ from greentic.telemetry.tracing import span
 from greentic.types.envelope import Button, Envelope
 
 MAX_STEPS_PER_TURN = 100
-Render = Callable[[dict[str, Any]], Any]
 MAX_FLOW_CALL_DEPTH = 8
 DEFAULT_NODE_TIMEOUT_MS = 30_000
 
@@ -75,7 +74,7 @@ async def _flow_goto(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
     return NodeOutcome({"flow": target}, goto=str(target))
 
 
-def _find(resolve: FlowResolver | None, flow_id: str) -> "PreparedFlow | None":
+def _find(resolve: FlowResolver | None, flow_id: str) -> PreparedFlow | None:
     """The flow `flow_id` of the running flow's pack, or None: also for an id that cannot
     name one (`acme-pack/x`, `a.b`, `>`), which the resolver refuses as a key token."""
     try:
@@ -91,18 +90,6 @@ BUILTIN_OPERATIONS: dict[str, Operation] = {
     "flow.goto": _flow_goto,
     "questions": ask_questions,
 }
-
-
-@dataclass(frozen=True)
-class PreparedFlow:
-    """A flow with every template and condition compiled (once per flow version)."""
-
-    flow: Flow
-    renderers: dict[str, Render]
-    conditions: dict[tuple[str, int], Condition]
-    pack: str = ""
-    revision: str = ""
-    """The pack revision this flow was published in (empty outside a platform)."""
 
 
 def input_context(envelope: Envelope) -> dict[str, Any]:

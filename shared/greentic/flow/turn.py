@@ -1,17 +1,31 @@
-"""The vocabulary shared by the engine and its operations: turns, outcomes, replies, snapshots."""
+"""The vocabulary shared by the engine and its operations: prepared flows, turns, outcomes,
+replies, snapshots."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from greentic.errors import GreenticError
-from greentic.flow.model import Node
+from greentic.flow.condition import Condition
+from greentic.flow.model import Flow, Node
 from greentic.types.envelope import Button, Envelope
 
-if TYPE_CHECKING:
-    from greentic.flow.engine import PreparedFlow
+Render = Callable[[dict[str, Any]], Any]
+"""A compiled template: the template context → the rendered value."""
+
+
+@dataclass(frozen=True)
+class PreparedFlow:
+    """A flow with every template and condition compiled (once per flow version)."""
+
+    flow: Flow
+    renderers: dict[str, Render]
+    conditions: dict[tuple[str, int], Condition]
+    pack: str = ""
+    revision: str = ""
+    """The pack revision this flow was published in (empty outside a platform)."""
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
@@ -99,4 +113,4 @@ class Turn:
 
 Operation = Callable[[Node, Any, Turn], Awaitable[NodeOutcome]]
 """(node, its arguments rendered for this turn, the turn) → outcome."""
-FlowResolver = Callable[[str], "PreparedFlow | None"]
+FlowResolver = Callable[[str], PreparedFlow | None]

@@ -15,8 +15,8 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from greentic.component.host import ComponentHost, LoadedComponent
 from greentic.errors import ComponentError, GreenticError, RetryLater
-from greentic.flow.engine import NodeOutcome, Operation, Turn
 from greentic.flow.model import Node
+from greentic.flow.turn import NodeOutcome, Operation, Turn
 from greentic.mcp import call_tool
 from greentic.pack.index import ComponentDocument, component_key, decode_component_document
 from greentic.types.tenant import TenantCtx

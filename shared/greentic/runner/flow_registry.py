@@ -7,9 +7,9 @@ import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from greentic.errors import FlowError
-from greentic.flow.engine import FlowEngine, PreparedFlow
+from greentic.flow.engine import FlowEngine
 from greentic.flow.loader import load_flow
-from greentic.flow.turn import FlowResolver
+from greentic.flow.turn import FlowResolver, PreparedFlow
 from greentic.pack.index import decode_flow_document, flow_key
 from greentic.types.envelope import FlowRef
 from greentic.types.tenant import TenantCtx

@@ -17,8 +17,9 @@ from nats.js.kv import KeyValue
 
 from greentic.component.host import LoadedComponent
 from greentic.errors import FlowError, GreenticError
-from greentic.flow.engine import FlowEngine, PreparedFlow
+from greentic.flow.engine import FlowEngine
 from greentic.flow.loader import load_flow
+from greentic.flow.turn import PreparedFlow
 from greentic.pack.index import decode_pack_version, pack_version_key
 from greentic.runner.components import ComponentRegistry
 from greentic.types.tenant import TenantCtx
