@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from greentic.cli.processes import free_port, start_nats, stop_processes
+from greentic.hosting.launcher import free_port, start_nats, stop_processes
 
 HOW_TO_GET_REDIS = (
     "These tests need a real Redis. Either set GREENTIC_TEST_REDIS_URL=redis://host:port/db, "

@@ -1,8 +1,8 @@
 """Entry point of the egress process (`greentic egress`): wiring only."""
 
 from greentic.config.bundle import load_bundle
-from greentic.providers.egress import EgressService
-from greentic.service.entry import run_main
+from greentic.hosting.entry import run_main
+from greentic.services.egress import EgressService
 
 
 def main() -> None:

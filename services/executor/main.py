@@ -1,7 +1,7 @@
 """Entry point of the executor process (`greentic executor`): wiring only."""
 
-from greentic.runner.executor import ExecutorService
-from greentic.service.entry import run_main
+from greentic.hosting.entry import run_main
+from greentic.services.executor import ExecutorService
 
 
 def main() -> None:

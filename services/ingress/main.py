@@ -1,8 +1,8 @@
 """Entry point of the ingress process (`greentic ingress`): wiring only."""
 
 from greentic.config.bundle import load_bundle
-from greentic.providers.ingress import IngressService
-from greentic.service.entry import run_main
+from greentic.hosting.entry import run_main
+from greentic.services.ingress import IngressService
 
 
 def main() -> None:

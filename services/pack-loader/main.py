@@ -2,10 +2,10 @@
 
 from greentic.config.bundle import load_bundle
 from greentic.config.settings import Settings
+from greentic.hosting.entry import run_main
+from greentic.hosting.lifecycle import Service
 from greentic.pack.leader import leader_elected
-from greentic.pack.loader_service import PackLoaderService
-from greentic.service.entry import run_main
-from greentic.service.host import Service
+from greentic.services.pack_loader import PackLoaderService
 
 
 def build(settings: Settings) -> Service:

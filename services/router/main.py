@@ -1,8 +1,8 @@
 """Entry point of the router process (`greentic router`): wiring only."""
 
 from greentic.config.bundle import load_bundle
-from greentic.routing.router import RouterService
-from greentic.service.entry import run_main
+from greentic.hosting.entry import run_main
+from greentic.services.router import RouterService
 
 
 def main() -> None:

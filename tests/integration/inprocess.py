@@ -15,12 +15,12 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from greentic.bus.topology import ensure_streams
-from greentic.cli.processes import free_port, start_nats, stop_processes
 from greentic.config.bundle import load_bundle
 from greentic.config.settings import Settings, load_settings
-from greentic.providers.ingress import IngressService
-from greentic.service.host import health_app
-from greentic.service.limits import limited_runner
+from greentic.hosting.launcher import free_port, start_nats, stop_processes
+from greentic.hosting.lifecycle import health_app
+from greentic.hosting.limits import limited_runner
+from greentic.services.ingress import IngressService
 
 T = TypeVar("T")
 

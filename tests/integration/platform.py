@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greentic.cli.processes import (
+from greentic.hosting.launcher import (
     SERVICES,
     free_port,
     is_ready,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from greentic.cli.processes import free_port, stop_processes
+from greentic.hosting.launcher import free_port, stop_processes
 
 BINARY = "docker-registry"
 CONFIG = """\

@@ -8,7 +8,7 @@ import pytest
 from botbuilder.schema import Activity, ChannelAccount, ConversationAccount
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from greentic.cli.processes import free_port
+from greentic.hosting.launcher import free_port
 from tests.integration.platform import Platform
 from tests.integration.provider_double import ProviderDouble, channel_platform, provider_double
 

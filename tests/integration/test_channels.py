@@ -14,7 +14,7 @@ import telegram
 from slack_sdk.signature import SignatureVerifier
 
 from greentic.bus.topology import DEADLETTER_STREAM, HOPS
-from greentic.cli.processes import free_port
+from greentic.hosting.launcher import free_port
 from tests.integration.platform import Platform
 from tests.integration.provider_double import ProviderDouble, channel_platform, provider_double
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from greentic.cli.processes import free_port
+from greentic.hosting.launcher import free_port
 from tests.integration.platform import BUNDLE, write_pack
 
 

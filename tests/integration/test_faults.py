@@ -19,7 +19,7 @@ import nats
 import pytest
 
 from greentic.bus.topology import HOPS
-from greentic.cli.processes import free_port
+from greentic.hosting.launcher import free_port
 from tests.guests import build_guest
 from tests.integration.load import (
     CHANNEL,

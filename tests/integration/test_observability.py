@@ -12,7 +12,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from greentic.cli.processes import free_port
+from greentic.hosting.launcher import free_port
 from greentic.providers.webchat.client import DirectLineClient
 from tests.integration.platform import Platform
 from tests.integration.provider_double import channel_platform

@@ -10,13 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from greentic.cli.main import cli
-from greentic.cli.processes import free_port
 from greentic.config.bundle import Bundle, PackSource, Tenant
 from greentic.config.settings import load_settings
 from greentic.errors import PackError
+from greentic.hosting.launcher import free_port
 from greentic.pack.archive import PackLimits, build_pack, sign_pack
 from greentic.pack.keys import format_public_key
-from greentic.pack.loader_service import PackLoaderService
 from greentic.pack.oci import (
     EMPTY_BLOB,
     RegistryClient,
@@ -24,6 +23,7 @@ from greentic.pack.oci import (
     pack_manifest,
 )
 from greentic.pack.resolve import resolve_pack
+from greentic.services.pack_loader import PackLoaderService
 from greentic.types.oci import Reference, parse_reference
 from tests.integration.registry import Registry
 from tests.unit.pack_fixtures import KEY, write_source

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from greentic.cli.processes import free_port, stop_processes
 from greentic.errors import PackError
+from greentic.hosting.launcher import free_port, stop_processes
 from greentic.pack.oci import OciOptions, RegistryClient
 from greentic.types.oci import parse_reference
 from tests.integration.registry import Registry, start_registry

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from greentic.cli.main import cli
-from greentic.cli.processes import free_port, nats_server_binary, stop_processes, wait_for_port
+from greentic.hosting.launcher import free_port, nats_server_binary, stop_processes, wait_for_port
 
 ADMIN_PASSWORD, TAP_PASSWORD = "admin-pw-0123", "tap-pw-0123"
 

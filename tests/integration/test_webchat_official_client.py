@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
-from greentic.cli.processes import free_port
+from greentic.hosting.launcher import free_port
 from tests.integration.platform import Platform, make_platform
 
 REPO = Path(__file__).parents[2]

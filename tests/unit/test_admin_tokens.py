@@ -5,7 +5,7 @@ import pytest
 from greentic.admin.tokens import AdminScope, parse_admin_tokens
 from greentic.config.settings import load_settings
 from greentic.errors import ConfigError
-from greentic.providers.ingress import IngressService
+from greentic.services.ingress import IngressService
 
 ALL = "all-tenants-token-0123456789"
 ACME = "acme-only-token-0123456789"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from greentic.cli.main import cli
-from greentic.cli.processes import SERVICES
+from greentic.hosting.launcher import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

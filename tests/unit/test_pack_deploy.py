@@ -31,7 +31,7 @@ from greentic.pack.deploy import (
 )
 from greentic.pack.index import decode_flow_document, flow_key
 from greentic.pack.keys import format_public_key
-from greentic.pack.loader_service import PackLoaderService
+from greentic.services.pack_loader import PackLoaderService
 from tests.backends import NatsServer
 from tests.unit.pack_fixtures import KEY, rezip, write_source
 

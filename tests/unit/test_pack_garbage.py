@@ -33,8 +33,8 @@ from greentic.pack.index import (
     pack_version_key,
 )
 from greentic.pack.keys import format_public_key
-from greentic.pack.loader_service import PackLoaderService
 from greentic.pack.versions import PackVersionIndex
+from greentic.services.pack_loader import PackLoaderService
 from greentic.types.component import ComponentManifest
 from tests.backends import NatsServer
 from tests.unit.pack_fixtures import KEY, write_source

@@ -11,7 +11,7 @@ from greentic.config.settings import load_settings
 from greentic.errors import ConfigError
 from greentic.pack.archive import build_pack, sign_pack
 from greentic.pack.keys import format_public_key
-from greentic.pack.loader_service import PackLoaderService
+from greentic.services.pack_loader import PackLoaderService
 from tests.unit.pack_fixtures import KEY, OTHER_KEY, write_source
 
 

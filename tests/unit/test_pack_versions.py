@@ -21,8 +21,8 @@ from greentic.pack.index import (
 )
 from greentic.pack.versions import PackVersionIndex
 from greentic.runner.components import ComponentRegistry
-from greentic.runner.executor import TurnApplier
 from greentic.runner.pack_versions import PackVersions
+from greentic.services.executor import TurnApplier
 from greentic.session import MemoryRecords, RecordSessionStore, SessionKey
 from greentic.types import Envelope, FlowRef, TenantCtx
 from tests.backends import NatsServer

@@ -4,9 +4,9 @@ import msgspec
 import pytest
 
 from greentic.errors import EnvelopeError
+from greentic.hosting.web import MAX_JSON_DEPTH, decode_json, json_depth
 from greentic.providers.webchat.activity import Activity
 from greentic.providers.webhooks import json_list, json_object, optional_text
-from greentic.service.web import MAX_JSON_DEPTH, decode_json, json_depth
 from greentic.types.envelope import decode_envelope
 
 

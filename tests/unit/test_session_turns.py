@@ -9,7 +9,7 @@ from greentic.bus.subjects import conversation_token, message_subject, parse_mes
 from greentic.config.settings import load_settings
 from greentic.errors import ConfigError
 from greentic.flow import FlowEngine, NodeOutcome, load_flow
-from greentic.runner.executor import TurnApplier
+from greentic.services.executor import TurnApplier
 from greentic.session import MemoryRecords, RecordSessionStore, SessionKey, parse_session_key
 from greentic.types import Envelope, FlowRef, TenantCtx
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from greentic.bus.subjects import message_subject
 from greentic.errors import DeadLetter, EnvelopeError
+from greentic.hosting.hop import read_envelope
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.webchat.activity import (
@@ -23,7 +24,6 @@ from greentic.providers.webchat.activity import (
     user_echo,
 )
 from greentic.providers.webhooks import InboundEvent, event_envelope
-from greentic.service.hop import read_envelope
 from greentic.types.envelope import Envelope, decode_envelope, encode_envelope
 from greentic.types.tenant import TenantCtx
 from tests.mutation import MUTATIONS, mutate

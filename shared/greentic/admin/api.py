@@ -22,10 +22,10 @@ from nats.js import JetStreamContext
 from greentic.admin.tokens import AdminScope, AdminTokens
 from greentic.config.settings import Settings
 from greentic.errors import StoreUnavailable, SubjectError
+from greentic.hosting.limits import limited_app, limited_runner
+from greentic.hosting.web import json_error, json_errors
 from greentic.pack.deploy import decode_deploy_reply, decode_deploy_request
 from greentic.runner.stores import Stores, open_stores
-from greentic.service.limits import limited_app, limited_runner
-from greentic.service.web import json_error, json_errors
 from greentic.session.model import SessionKey, parse_session_key, session_document
 from greentic.session.store import RecordSessionStore
 

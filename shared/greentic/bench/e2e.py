@@ -20,8 +20,8 @@ from nats.js.api import StorageType, StreamConfig
 
 from greentic.bench.procstat import cpu_seconds, rss_mib
 from greentic.bus.topology import HOPS
-from greentic.cli.processes import SERVICES, free_port, is_ready, start_service, stop_processes
 from greentic.component.build import build
+from greentic.hosting.launcher import SERVICES, free_port, is_ready, start_service, stop_processes
 
 PAYLOAD_BYTES = 600
 # each turn: one component call, then a reply naming the session's turn (a session write)

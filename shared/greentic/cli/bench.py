@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from greentic.bench.e2e import Result
-from greentic.cli.processes import free_port, start_nats, stop_processes
 from greentic.errors import StoreUnavailable
 from greentic.flow.engine import FlowEngine
 from greentic.flow.loader import load_flow
-from greentic.runner.executor import TurnApplier
+from greentic.hosting.launcher import free_port, start_nats, stop_processes
+from greentic.services.executor import TurnApplier
 from greentic.session.kv import JetStreamRecords
 from greentic.session.model import Session, SessionKey
 from greentic.session.records import MemoryRecords, Records
@@ -467,7 +467,7 @@ def soak(minutes: float, rate: float, conversations: int, every_s: float,
               help="Where the echo and tiny example guests are (built if needed).")
 def wasm(calls: int, examples: Path) -> None:
     """Per-call latency (host vs bare wasmtime-py), instantiate, cached vs cold load, calls/s."""
-    from greentic.component.bench import run_wasm_bench
+    from greentic.bench.wasm import run_wasm_bench
 
     for line in run_wasm_bench(examples, calls=calls, progress=lambda m: click.echo(m, err=True)):
         click.echo(line)

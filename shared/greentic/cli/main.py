@@ -8,11 +8,11 @@ from greentic.cli.bench import bench
 from greentic.cli.component import component
 from greentic.cli.flow import flow
 from greentic.cli.pack import pack
-from greentic.cli.processes import SERVICES
 from greentic.cli.send import send
 from greentic.cli.session import session
 from greentic.cli.tap import nats_permissions, tap
 from greentic.cli.up import up
+from greentic.hosting.launcher import SERVICES
 
 
 @click.group()

@@ -11,7 +11,10 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from greentic.cli.processes import (
+from greentic.cli.state import STATE_DIR, STATE_FILE, UpState, write_state
+from greentic.config.bundle import load_bundle
+from greentic.errors import ConfigError
+from greentic.hosting.launcher import (
     SERVICES,
     free_port,
     is_ready,
@@ -19,9 +22,6 @@ from greentic.cli.processes import (
     start_service,
     stop_processes,
 )
-from greentic.cli.state import STATE_DIR, STATE_FILE, UpState, write_state
-from greentic.config.bundle import load_bundle
-from greentic.errors import ConfigError
 
 console = Console(stderr=True)
 

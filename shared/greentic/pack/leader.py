@@ -188,7 +188,7 @@ class LeaseElector:
 
 
 class Service(Protocol):
-    """The service shape of `greentic.service.host` (not imported: it is a higher layer)."""
+    """The service shape of `greentic.hosting.lifecycle` (not imported: it is a higher layer)."""
 
     name: str
 

@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from greentic.errors import DeadLetter, RetryLater
+from greentic.hosting.web import decode_json
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import post_json
 from greentic.providers.webhooks import (
@@ -27,7 +28,6 @@ from greentic.providers.webhooks import (
     optional_text,
     secret_matches,
 )
-from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 KIND = "slack"

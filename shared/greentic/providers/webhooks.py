@@ -18,9 +18,9 @@ from nats.js import JetStreamContext
 
 from greentic.bus.subjects import conversation_token
 from greentic.config.bundle import Bundle
+from greentic.hosting.web import decode_json
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.inbound import publish_inbound
-from greentic.service.web import decode_json
 from greentic.types.envelope import Envelope
 
 log = structlog.get_logger(__name__)

@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from greentic.bus.subjects import validate_token
 from greentic.config.bundle import Bundle
 from greentic.errors import SubjectError
+from greentic.hosting.web import decode_json
 from greentic.providers.inbound import publish_inbound
 from greentic.providers.webchat.activity import (
     PROVIDER,
@@ -37,7 +38,6 @@ from greentic.providers.webchat.tokens import (
     verify_token,
 )
 from greentic.providers.webchat.transcript import Transcript
-from greentic.service.web import decode_json
 from greentic.types.tenant import TenantCtx
 
 log = structlog.get_logger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from greentic.service.web import json_error
+from greentic.hosting.web import json_error
 
 MAX_LINE_BYTES = 8190
 """Longest request line or header line."""

@@ -29,6 +29,7 @@ from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
 from greentic.flow.turn import FlowResolver
+from greentic.hosting.hop import HopService, read_envelope
 from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
@@ -36,7 +37,6 @@ from greentic.runner.pack_versions import PackVersions
 from greentic.runner.stores import Stores, open_stores
 from greentic.runner.turn_order import TurnOrder
 from greentic.secrets import SecretsProvider, secrets_from_settings
-from greentic.service.hop import HopService, read_envelope
 from greentic.session.model import APPLIED_KEPT, Session, SessionKey
 from greentic.session.store import SessionStore
 from greentic.state import MemoryStateStore

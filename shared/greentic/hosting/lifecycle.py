@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from greentic.bus.connection import connect
 from greentic.bus.topology import ensure_streams
 from greentic.config.settings import Settings
-from greentic.service.limits import limited_app, limited_runner
-from greentic.service.web import json_errors
+from greentic.hosting.limits import limited_app, limited_runner
+from greentic.hosting.web import json_errors
 from greentic.telemetry.logging import configure_logging
 from greentic.telemetry.metrics import configure_metrics, prometheus_text
 from greentic.telemetry.tracing import configure_tracing

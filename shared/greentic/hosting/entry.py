@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from greentic.config.settings import Settings, load_settings
 from greentic.errors import ConfigError, StoreUnavailable
-from greentic.service.host import Service, run_service
+from greentic.hosting.lifecycle import Service, run_service
 
 
 def run_main(build: Callable[[Settings], Service]) -> None:

@@ -10,6 +10,7 @@ from opentelemetry.trace import SpanKind
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError, DeadLetter
+from greentic.hosting.hop import HopService, read_envelope
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.channel import ChannelInstance
 from greentic.providers.delivery import already_sent, mark_sent, sent_log
@@ -17,7 +18,6 @@ from greentic.providers.ratelimit import DEFAULT_RATES, SendPacer
 from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
 from greentic.providers.webchat.activity import bot_activity
 from greentic.providers.webchat.transcript import Transcript
-from greentic.service.hop import HopService, read_envelope
 from greentic.telemetry.metrics import MESSAGES_OUT
 from greentic.telemetry.tracing import span
 from greentic.types.envelope import Envelope

@@ -8,7 +8,7 @@ from greentic.bus.subjects import conversation_token, message_subject
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter
-from greentic.service.hop import HopService, read_envelope
+from greentic.hosting.hop import HopService, read_envelope
 from greentic.types.envelope import Envelope, encode_envelope
 
 

@@ -16,11 +16,11 @@ from greentic.admin.tokens import parse_admin_tokens
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError
+from greentic.hosting.limits import limited_app, limited_runner
+from greentic.hosting.web import json_errors
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.webchat.directline import DirectLine
 from greentic.providers.webhooks import Webhooks
-from greentic.service.limits import limited_app, limited_runner
-from greentic.service.web import json_errors
 from greentic.telemetry.tracing import span
 
 log = structlog.get_logger(__name__)

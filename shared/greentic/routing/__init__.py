@@ -1,1 +1,0 @@
-"""The router: tenant/team/channel → flow."""

@@ -1,1 +1,0 @@
-"""What every service process shares: lifecycle, health endpoints, signal handling."""
