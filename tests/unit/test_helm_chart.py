@@ -95,7 +95,7 @@ class TestLintAndSchemas:
 
     def test_without_the_nats_dependency_fetched_helm_says_to_fetch_it(self,
                                                                        helm: Helm) -> None:
-        """What a user sees before `helm dependency update` (README: Deploy on Kubernetes)."""
+        """What a user sees before `helm dependency update` (docs/kubernetes.md)."""
         done = helm("lint", "--strict", str(CHART), check=False)
         assert done.returncode != 0
         assert "missing these dependencies: nats" in done.stdout + done.stderr

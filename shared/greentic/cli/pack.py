@@ -84,7 +84,7 @@ def new(name: str, parent: Path) -> None:
         f"pack_id: {name}\nversion: 0.1.0          # semver; bump it for every release\n"
         "kind: application\npublisher: me\n"
         "flows:\n  - {id: welcome, file: flows/welcome.ygtc, entrypoints: [default], tags: []}\n"
-        "components: []           # see README 'Components' → 'In a pack'\n")
+        "components: []           # see docs/components.md, 'In a pack'\n")
     (target / "flows" / "welcome.ygtc").write_text(WELCOME_FLOW.format(name=name))
     click.echo(f"created {target}/: pack.yaml, flows/welcome.ygtc, assets/")
     click.echo(f"next: greentic pack keygen -o {name}-key && "
