@@ -30,6 +30,11 @@ def validate_token(field: str, value: str) -> str:
     return value
 
 
+def token_key(**tokens: str) -> str:
+    """A KV key of validated tokens joined by dots, in the order given."""
+    return ".".join(validate_token(field, value) for field, value in tokens.items())
+
+
 def conversation_token(conversation: str) -> str:
     """A conversation id as one subject/key token: itself when it is a safe token, else a
     stable digest of it (`h-` + 32 hex chars), so any provider's ids fit."""

@@ -5,68 +5,63 @@ import hashlib
 
 import msgspec
 
-from greentic.bus.subjects import validate_token
+from greentic.bus.subjects import token_key
 from greentic.types.component import ComponentManifest
 
 
-class FlowDocument(msgspec.Struct, kw_only=True):
-    """One flow of one pack, as made available to one tenant."""
+class TenantPackDocument(msgspec.Struct, kw_only=True):
+    """What every document of the index names: whose pack, which version and revision."""
 
     tenant: str
     pack: str
     pack_version: str
+    revision: str = ""
+    """The pack revision the document belongs to (see `pack_revision`); empty in documents
+    written before revisions existed."""
+
+
+class FlowDocument(TenantPackDocument, kw_only=True):
+    """One flow of one pack, as made available to one tenant."""
+
     flow: str
     file: str
     version: str
     """sha256 of `source`."""
     source: str
-    revision: str = ""
-    """The pack revision this flow belongs to (see `pack_revision`)."""
 
 
 def flow_key(env: str, tenant: str, pack: str, flow: str) -> str:
     """KV key of a tenant's flow: `{env}.{tenant}.{pack}.{flow}` (tokens validated)."""
-    return ".".join(validate_token(name, value) for name, value in
-                    (("env", env), ("tenant", tenant), ("pack", pack), ("flow", flow)))
+    return token_key(env=env, tenant=tenant, pack=pack, flow=flow)
 
 
 encode_flow_document = msgspec.json.Encoder().encode
 decode_flow_document = msgspec.json.Decoder(FlowDocument).decode
 
 
-class ComponentDocument(msgspec.Struct, kw_only=True):
+class ComponentDocument(TenantPackDocument, kw_only=True):
     """One component of one pack, as made available to one tenant; bytes are in the object
     store under `digest`."""
 
-    tenant: str
-    pack: str
-    pack_version: str
     digest: str
     """sha256 of the component bytes (their object name)."""
     size: int
     manifest: ComponentManifest
-    revision: str = ""
-    """The pack revision this component belongs to (see `pack_revision`)."""
 
 
 def component_key(env: str, tenant: str, pack: str, component: str) -> str:
     """KV key of a tenant's component: `{env}.{tenant}.{pack}.{component}`."""
-    return ".".join(validate_token(name, value) for name, value in
-                    (("env", env), ("tenant", tenant), ("pack", pack), ("component", component)))
+    return token_key(env=env, tenant=tenant, pack=pack, component=component)
 
 
 encode_component_document = msgspec.json.Encoder().encode
 decode_component_document = msgspec.json.Decoder(ComponentDocument).decode
 
 
-class PackVersionDocument(msgspec.Struct, kw_only=True):
+class PackVersionDocument(TenantPackDocument, kw_only=True):
     """Everything one revision of a pack gave one tenant: written once, never changed, purged
     when it falls out of the kept revisions."""
 
-    tenant: str
-    pack: str
-    pack_version: str
-    revision: str
     published_ms: int
     flows: list[FlowDocument]
     components: list[ComponentDocument]
@@ -94,8 +89,7 @@ def pack_revision(pack: str, pack_version: str, flows: list[tuple[str, str]],
 
 def pack_version_key(env: str, tenant: str, pack: str, revision: str) -> str:
     """KV key of a tenant's pack revision: `{env}.{tenant}.{pack}.{revision}`."""
-    return ".".join(validate_token(name, value) for name, value in
-                    (("env", env), ("tenant", tenant), ("pack", pack), ("revision", revision)))
+    return token_key(env=env, tenant=tenant, pack=pack, revision=revision)
 
 
 def pack_history_key(env: str, tenant: str, pack: str) -> str:

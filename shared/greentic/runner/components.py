@@ -13,6 +13,7 @@ import msgspec
 import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from greentic.bus.watch import watch_bucket
 from greentic.component.host import ComponentHost, LoadedComponent
 from greentic.errors import ComponentError, GreenticError, RetryLater
 from greentic.flow.model import Node
@@ -64,15 +65,8 @@ class ComponentRegistry:
 
     async def follow(self, kv: KeyValue, objects: Any) -> None:
         """Apply index updates until cancelled."""
-        watcher = await kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    self.loaded.set()
-                    continue
-                await self._apply(objects, entry.key, entry.operation, entry.value)
-        finally:
-            await watcher.stop()
+        async for entry in watch_bucket(kv, self.loaded):
+            await self._apply(objects, entry.key, entry.operation, entry.value)
 
     async def _apply(self, objects: Any, key: str, operation: str | None,
                      value: bytes | None) -> None:

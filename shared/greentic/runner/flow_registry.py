@@ -6,6 +6,7 @@ import msgspec
 import structlog
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from greentic.bus.watch import watch_bucket
 from greentic.errors import FlowError
 from greentic.flow.engine import FlowEngine
 from greentic.flow.loader import load_flow
@@ -39,15 +40,8 @@ class FlowRegistry:
 
     async def follow(self, kv: KeyValue) -> None:
         """Apply index updates until cancelled."""
-        watcher = await kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    self.loaded.set()
-                    continue
-                self._apply(entry.key, entry.operation, entry.value)
-        finally:
-            await watcher.stop()
+        async for entry in watch_bucket(kv, self.loaded):
+            self._apply(entry.key, entry.operation, entry.value)
 
     def _apply(self, key: str, operation: str | None, value: bytes | None) -> None:
         if operation in (KV_DEL, KV_PURGE):

@@ -4,7 +4,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from greentic.bus.subjects import validate_token
+from greentic.bus.subjects import token_key, validate_token
 from greentic.errors import SubjectError
 from greentic.types.tenant import TenantCtx
 
@@ -22,9 +22,8 @@ class SessionKey(NamedTuple):
 
     def path(self) -> str:
         """`{env}.{tenant}.{team}.{channel}.{conversation}` with every token validated."""
-        return ".".join(validate_token(field, value) for field, value in (
-            ("env", self.ctx.env), ("tenant", self.ctx.tenant), ("team", self.ctx.team),
-            ("channel", self.channel), ("conversation", self.conversation)))
+        return token_key(env=self.ctx.env, tenant=self.ctx.tenant, team=self.ctx.team,
+                         channel=self.channel, conversation=self.conversation)
 
 
 def parse_session_key(text: str) -> SessionKey:

@@ -6,7 +6,7 @@ reach another tenant's data because the TenantCtx is part of every key.
 
 from typing import Literal, NamedTuple, Protocol
 
-from greentic.bus.subjects import validate_token
+from greentic.bus.subjects import token_key
 from greentic.types.tenant import TenantCtx
 
 StateScope = Literal["conversation", "user", "team", "tenant"]
@@ -22,9 +22,8 @@ class StateKey(NamedTuple):
 
     def path(self) -> str:
         """`{env}.{tenant}.{team}.{scope}.{owner}.{name}` with every token validated."""
-        return ".".join(validate_token(field, value) for field, value in (
-            ("env", self.ctx.env), ("tenant", self.ctx.tenant), ("team", self.ctx.team),
-            ("scope", self.scope), ("owner", self.owner), ("name", self.name)))
+        return token_key(env=self.ctx.env, tenant=self.ctx.tenant, team=self.ctx.team,
+                         scope=self.scope, owner=self.owner, name=self.name)
 
 
 class StateStore(Protocol):
