@@ -163,12 +163,12 @@ async def test_pack_loader_asks_for_a_tag_again_only_after_the_refresh_interval(
             "GREENTIC_PACK_REFRESH_S": refresh}), bundle)
 
     slow, fast = service("3600"), service("0.001")
-    assert (await slow._resolve_sources())["shop"] == cached_pack(tmp_path / "cache", first)
-    assert (await fast._resolve_sources())["shop"] == cached_pack(tmp_path / "cache", first)
+    assert (await slow._sources.locate_all())["shop"] == cached_pack(tmp_path / "cache", first)
+    assert (await fast._sources.locate_all())["shop"] == cached_pack(tmp_path / "cache", first)
     second = await push(ref, new_pack(tmp_path, version="1.0.1"))
-    assert (await slow._resolve_sources())["shop"] == cached_pack(tmp_path / "cache", first)
-    assert (await fast._resolve_sources())["shop"] == cached_pack(tmp_path / "cache", second)
-    documents, _, _ = fast._documents(await fast._resolve_sources())
+    assert (await slow._sources.locate_all())["shop"] == cached_pack(tmp_path / "cache", first)
+    assert (await fast._sources.locate_all())["shop"] == cached_pack(tmp_path / "cache", second)
+    documents, _, _ = fast._documents(await fast._sources.locate_all())
     assert {d.pack_version for _, d in documents if d} == {"1.0.1"}
 
 

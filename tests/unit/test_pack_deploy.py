@@ -162,6 +162,6 @@ class TestLoaderDeploy:
         await service.stop()
 
         restarted = await started(tmp_path, nc, env)
-        assert restarted._source("shop") == (str(tmp_path / "v2.gtpack"), digest)
+        assert restarted._sources.source("shop") == (str(tmp_path / "v2.gtpack"), digest)
         assert await served_version(nc, env) == "2.0.0"
         await restarted.stop()

@@ -2,12 +2,21 @@
 `greentic.admin.pack.deploy` and its reply; and the deployment record pack-loader keeps in the
 `greentic-pack-deployments` bucket so that a restart serves the deployed version again."""
 
+import time
+from collections.abc import Iterable
+
 import msgspec
+import structlog
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from greentic.bus.subjects import PACK_DEPLOY_SUBJECT, validate_token
 from greentic.errors import GreenticError
+from greentic.pack.verify import PackContents
+
+log = structlog.get_logger(__name__)
 
 
 class DeployRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -50,6 +59,23 @@ class DeployReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     entry: str = ""
 
 
+def unknown_pack_reply(pack: str, packs: Iterable[str]) -> DeployReply:
+    """The refusal of a deploy of a pack the bundle (of `packs`) does not have."""
+    return DeployReply(ok=False, pack=pack, entry="pack", error=(
+        f"pack {pack!r} is not in the bundle (packs: {', '.join(sorted(packs)) or 'none'}); "
+        "tenants and channels come from the bundle, so add the pack there first"))
+
+
+def deployed_reply(pack: str, locator: str, contents: PackContents) -> DeployReply:
+    """The reply to a deploy that serves `contents` of `pack` from `locator` now."""
+    return DeployReply(
+        ok=True, pack=pack, version=contents.version, revision=contents.revision,
+        locator=locator,
+        flows=[DeployedFlow(id, version) for id, version in contents.flow_versions.items()],
+        components=[DeployedComponent(c.id, f"sha256:{d}", size)
+                    for c, d, size, _ in contents.components])
+
+
 class Deployment(msgspec.Struct, kw_only=True):
     """A deployed locator that replaces the bundle's path of `pack` (durable in KV)."""
 
@@ -71,6 +97,40 @@ encode_deploy_reply = msgspec.json.Encoder().encode
 decode_deploy_reply = msgspec.json.Decoder(DeployReply).decode
 encode_deployment = msgspec.json.Encoder().encode
 decode_deployment = msgspec.json.Decoder(Deployment).decode
+
+
+class DeploymentStore:
+    """pack-loader's deployment records in KV, one per env and pack."""
+
+    def __init__(self, kv: KeyValue, env: str) -> None:
+        self.kv = kv
+        self.env = env
+
+    async def restore(self, packs: Iterable[str]) -> dict[str, Deployment]:
+        """The recorded deployment of each of `packs` that has one; an unreadable record is
+        logged and skipped (the bundle's path serves)."""
+        found: dict[str, Deployment] = {}
+        for pack_id in packs:
+            try:
+                entry = await self.kv.get(deployment_key(self.env, pack_id))
+                deployment = decode_deployment(entry.value or b"")
+            except KeyNotFoundError:
+                continue
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("deployment record unreadable; using the bundle's path", pack=pack_id,
+                          error=str(exc))
+                continue
+            found[pack_id] = deployment
+            log.info("deployment restored", pack=pack_id, locator=deployment.locator,
+                     digest=deployment.digest or None)
+        return found
+
+    async def save(self, pack: str, locator: str, digest: str) -> Deployment:
+        """Record that `pack` is served from `locator` (pinned to `digest`) from now on."""
+        deployment = Deployment(pack=pack, locator=locator, digest=digest,
+                                deployed_ms=int(time.time() * 1000))
+        await self.kv.put(deployment_key(self.env, pack), encode_deployment(deployment))
+        return deployment
 
 
 async def request_deploy(nc: Client, request: DeployRequest, timeout_s: float) -> DeployReply:

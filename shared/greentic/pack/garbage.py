@@ -12,6 +12,7 @@ import datetime
 import re
 
 import msgspec
+import nats.errors
 import structlog
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
@@ -104,3 +105,31 @@ async def delete_unnamed(js: JetStreamContext, versions: KeyValue, index: KeyVal
         log.info("component bytes deleted: no kept revision or published component names them",
                  digest=info.name[:12], size=info.size)
     return deleted
+
+
+class UnnamedBytesCollector:
+    """pack-loader's collection rounds: once after start (for a leader that stopped in between)
+    until one succeeds, and after every sync that purged revisions."""
+
+    def __init__(self, js: JetStreamContext, versions: KeyValue, index: KeyValue,
+                 objects: ObjectStore) -> None:
+        self._js = js
+        self._versions = versions
+        self._index = index
+        self._objects = objects
+        self.due = True  # look for unnamed component bytes after the next sync
+        self.deleted = 0
+
+    async def collect(self, keep: set[str]) -> list[str]:
+        """Delete the component bytes nothing names (but `keep`); returns their digests. A bus
+        failure is logged and deletes nothing (the next purge retries)."""
+        try:
+            deleted = await delete_unnamed(self._js, self._versions, self._index, self._objects,
+                                           keep=keep, grace_s=GRACE_S)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("looking for unnamed component bytes failed; next purge retries",
+                        error=repr(exc))
+            return []
+        self.due = False
+        self.deleted += len(deleted)
+        return deleted

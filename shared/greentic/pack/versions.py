@@ -5,12 +5,17 @@ Executors load a revision's document only for a conversation that paused in a re
 no longer current (runner/pack_versions.py); the current revision is what they watch anyway.
 """
 
+import time
+from collections.abc import Iterable
+
 import msgspec
 import structlog
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from greentic.pack.index import (
+    ComponentDocument,
+    FlowDocument,
     PackHistory,
     PackVersionDocument,
     decode_pack_history,
@@ -21,6 +26,24 @@ from greentic.pack.index import (
 )
 
 log = structlog.get_logger(__name__)
+
+
+def revision_documents(flows: Iterable[tuple[str, FlowDocument | None]],
+                       components: Iterable[tuple[str, ComponentDocument | None]]
+                       ) -> list[PackVersionDocument]:
+    """Each tenant's pack revision (its flows + components) of the documents a sync publishes;
+    None documents (a refused pack's, kept as they are) make none."""
+    revisions: dict[tuple[str, str], PackVersionDocument] = {}
+    for document in (d for _, d in flows if d is not None):
+        revisions.setdefault((document.tenant, document.pack), PackVersionDocument(
+            tenant=document.tenant, pack=document.pack, pack_version=document.pack_version,
+            revision=document.revision, published_ms=int(time.time() * 1000), flows=[],
+            components=[])).flows.append(document)
+    for component in (d for _, d in components if d is not None):
+        found = revisions.get((component.tenant, component.pack))
+        if found is not None:
+            found.components.append(component)
+    return list(revisions.values())
 
 
 class PackVersionIndex:
@@ -69,4 +92,14 @@ class PackVersionIndex:
             self.purged += 1
             log.info("pack revision purged", tenant=document.tenant, pack=document.pack,
                      revision=revision, kept=self.kept)
+        return purged
+
+    async def record_revisions(self, flows: Iterable[tuple[str, FlowDocument | None]],
+                               components: Iterable[tuple[str, ComponentDocument | None]]
+                               ) -> bool:
+        """Record each tenant's pack revision of what a sync publishes, before it becomes
+        current; True if older revisions were purged meanwhile."""
+        purged = False
+        for document in revision_documents(flows, components):
+            purged |= bool(await self.record(document))
         return purged
