@@ -1,0 +1,186 @@
+"""Which executor replica owns which routed partition: leases in a JetStream KV bucket.
+
+Every replica announces itself (`member.{id}`) once per round, a third of the lease. A
+partition belongs to the live member that rendezvous hashing picks for it, so a replica that
+joins or leaves moves only its own share. A replica takes a partition by creating its key
+`partition.{n}` (refused while anyone holds it), keeps it by a compare-and-swap on the key's
+revision every round, and hands it on by deleting it once its turns are done (`on_lost` has
+returned). A replica that stops renewing (killed, frozen, cut off) loses its keys when the
+bucket's max_age drops them — and knows first: its own deadline, counted from the moment a
+renewal was *sent*, passes before the server's, so `holds()` turns false before anyone else
+can take the partition.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+import structlog
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+log = structlog.get_logger(__name__)
+
+SAFETY = 0.8
+"""A replica trusts its hold for this share of the lease after sending the renewal."""
+
+PartitionHandler = Callable[[int], Awaitable[None]]
+
+
+def member_id() -> str:
+    """This process's name among the replicas: host, pid and a random part (a KV key token)."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def owner_of(partition: int, members: list[str]) -> str:
+    """Rendezvous hashing: the member scoring highest for this partition."""
+    return max(members, key=lambda member: hashlib.blake2b(
+        f"{member}/{partition}".encode(), digest_size=8).digest())
+
+
+class PartitionLeases:
+    """Takes, renews and hands on this replica's partitions; calls `on_gained(n)` once a
+    partition is held and `on_lost(n)` before it is given up (or at once when it was lost)."""
+
+    def __init__(self, kv: KeyValue, partitions: int, lease_s: float,
+                 on_gained: PartitionHandler, on_lost: PartitionHandler,
+                 member: str | None = None) -> None:
+        self.kv = kv
+        self.partitions = partitions
+        self.lease_s = lease_s
+        self.on_gained = on_gained
+        self.on_lost = on_lost
+        self.member = member or member_id()
+        self.round_s = lease_s / 3
+        self.revisions: dict[int, int] = {}
+        """Partitions held, with the revision of their key."""
+        self.deadlines: dict[int, float] = {}
+        self.handovers = 0
+        self.takeovers = 0
+        self._seen: dict[str, float] = {}
+        """Other members, by when their announcement was last seen (monotonic)."""
+        self._releasing: dict[int, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+
+    def holds(self, partition: int) -> bool:
+        """Whether this replica may run turns of `partition` right now."""
+        return time.monotonic() < self.deadlines.get(partition, 0.0) \
+            and partition not in self._releasing
+
+    def live_members(self) -> list[str]:
+        horizon = time.monotonic() - self.lease_s
+        return sorted({self.member, *(m for m, seen in self._seen.items() if seen > horizon)})
+
+    async def run(self) -> None:
+        """Rounds until `stop()`: announce, renew, release what moved away, take what is ours.
+        On the way out every partition is handed on (after `on_lost`) and the member leaves."""
+        watching = asyncio.create_task(self._watch_members())
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._round()
+                except (nats.errors.Error, TimeoutError) as exc:
+                    log.warning("partition round failed", member=self.member, error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.round_s)
+        finally:
+            watching.cancel()
+            await asyncio.gather(*self._releasing.values(), return_exceptions=True)
+            await asyncio.gather(*(self._release(p) for p in list(self.revisions)),
+                                 return_exceptions=True)
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await self.kv.delete(f"member.{self.member}")
+
+    def stop(self) -> None:
+        """End `run()` after its current round."""
+        self._stopping.set()
+
+    async def _round(self) -> None:
+        await self.kv.put(f"member.{self.member}", b"")
+        members = self.live_members()
+        for partition in range(self.partitions):
+            mine = owner_of(partition, members) == self.member
+            if partition in self._releasing:
+                await self._renew(partition)
+            elif partition in self.revisions:
+                if await self._renew(partition) and not mine:
+                    self._releasing[partition] = asyncio.create_task(self._hand_on(partition))
+            elif mine:
+                await self._take(partition)
+
+    async def _take(self, partition: int) -> None:
+        sent = time.monotonic()
+        try:
+            revision = await self.kv.create(f"partition.{partition}", self.member.encode())
+        except KeyWrongLastSequenceError:
+            return  # still held (its owner hands it on, or its lease runs out)
+        self.revisions[partition] = revision
+        self.deadlines[partition] = sent + self.lease_s * SAFETY
+        self.takeovers += 1
+        log.info("partition taken", member=self.member, partition=partition)
+        try:
+            await self.on_gained(partition)
+        except Exception:
+            await self._release(partition)
+            raise
+
+    async def _renew(self, partition: int) -> bool:
+        sent = time.monotonic()
+        try:
+            self.revisions[partition] = await self.kv.update(
+                f"partition.{partition}", self.member.encode(), last=self.revisions[partition])
+        except (KeyWrongLastSequenceError, KeyNotFoundError):
+            log.warning("partition lost (lease ran out)", member=self.member,
+                        partition=partition)
+            self.deadlines.pop(partition, None)
+            self.revisions.pop(partition, None)
+            if partition not in self._releasing:
+                await self.on_lost(partition)
+            return False
+        self.deadlines[partition] = sent + self.lease_s * SAFETY
+        return True
+
+    async def _hand_on(self, partition: int) -> None:
+        """Another live member is this partition's owner now: finish its turns, then let go."""
+        try:
+            await self._release(partition)
+            self.handovers += 1
+        finally:
+            self._releasing.pop(partition, None)
+
+    async def _release(self, partition: int) -> None:
+        try:
+            await self.on_lost(partition)
+        finally:
+            revision = self.revisions.pop(partition, None)
+            self.deadlines.pop(partition, None)
+            if revision is not None:
+                with contextlib.suppress(KeyWrongLastSequenceError, nats.errors.Error,
+                                         TimeoutError):
+                    await self.kv.delete(f"partition.{partition}", last=revision)
+                log.info("partition handed on", member=self.member, partition=partition)
+
+    async def _watch_members(self) -> None:
+        """Keep `_seen` current: every announcement of another member, and its leaving."""
+        while True:
+            try:
+                watcher = await self.kv.watch("member.*")
+                async for entry in watcher:
+                    if entry is None:
+                        continue
+                    member = entry.key.removeprefix("member.")
+                    if entry.operation in (KV_DEL, KV_PURGE):
+                        self._seen.pop(member, None)
+                    elif member != self.member:
+                        self._seen[member] = time.monotonic()
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("member watch failed; watching again", error=repr(exc))
+                await asyncio.sleep(self.round_s)
