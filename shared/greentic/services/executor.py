@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -40,7 +41,7 @@ from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
 from greentic.flow.turn import FlowResolver
-from greentic.hosting.hop import read_envelope
+from greentic.hosting.hop import LAG_INTERVAL_S, read_envelope
 from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
@@ -52,6 +53,7 @@ from greentic.secrets import SecretsProvider, secrets_from_settings
 from greentic.session.model import APPLIED_KEPT, Session, SessionKey
 from greentic.session.store import SessionStore
 from greentic.state import MemoryStateStore
+from greentic.telemetry.metrics import CONSUMER_LAG
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
@@ -103,7 +105,7 @@ class TurnApplier:
         self.sessions = sessions
         self.epoch = epoch
         self.versions = versions
-        self.cache = cache or SessionCache(0)
+        self.cache = cache if cache is not None else SessionCache(0)
         self.conflicts = 0
         self.redeliveries = 0
         self.pinned_turns = 0
@@ -236,10 +238,24 @@ class ExecutorService:
     async def run(self) -> None:
         assert self._leases is not None
         self._running = asyncio.Event()
+        lag = asyncio.create_task(self._report_lag())
         try:
             await self._leases.run()
         finally:
+            lag.cancel()
             self._running.set()
+
+    async def _report_lag(self) -> None:
+        """Each owned partition's consumer lag as a metric (what an autoscaler watches)."""
+        stream = HOPS["routed"].stream
+        while True:
+            for partition in list(self._workers):
+                consumer = partition_consumer(partition)
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    info = await self.js.consumer_info(stream, consumer)
+                    CONSUMER_LAG.set(info.num_pending or 0,
+                                     {"stream": stream, "consumer": consumer})
+            await asyncio.sleep(LAG_INTERVAL_S)
 
     async def stop(self) -> None:
         """Hand every partition on once its turns are done, then stop."""
@@ -279,6 +295,8 @@ class ExecutorService:
                 await task
             del self._workers[partition]
         self.cache.drop_partition(partition)
+        CONSUMER_LAG.set(0, {"stream": HOPS["routed"].stream,
+                             "consumer": partition_consumer(partition)})
 
     def stats(self) -> dict[str, Any]:
         sessions = {"session_conflicts": self._applier.conflicts,
@@ -307,6 +325,7 @@ class ExecutorService:
         leases = self._leases
         if not leases.holds(partition):
             raise RetryLater(f"partition {partition} is not this replica's any more")
+        started_ns = time.time_ns()
         inbound = read_envelope(msg.subject, msg.data)
         if inbound.flow is None:
             raise DeadLetter("routed message carries no flow")
@@ -323,8 +342,8 @@ class ExecutorService:
             self.registry.resolver(inbound.ctx, inbound.flow.pack), partition=partition,
             owns=lambda: leases.holds(partition))
         await self._publish(reply_envelopes(inbound, replies))
-        log.debug("turn done", msg_id=inbound.id, tenant=inbound.ctx.tenant,
-                  replies=len(replies))
+        log.debug("turn done", msg_id=inbound.id, conversation=key.path(), partition=partition,
+                  replies=len(replies), started_ns=started_ns, ended_ns=time.time_ns())
 
     async def _publish(self, replies: list[Envelope]) -> None:
         """Every reply of a turn, in order on one connection, then all their acks at once."""
