@@ -307,9 +307,9 @@ async def watch_lag(url: str, highest: list[int], every_s: float = 0.25) -> None
     try:
         while True:
             lag = 0
-            for hop in HOPS.values():
-                info = await js.consumer_info(hop.stream, hop.consumer)
-                lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
+            for hop in HOPS.values():  # the routed hop has a consumer per partition
+                for info in await js.consumers_info(hop.stream):
+                    lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
             highest[0] = max(highest[0], lag)
             await asyncio.sleep(every_s)
     finally:

@@ -71,9 +71,9 @@ class PartitionLeases:
         self._stopping = asyncio.Event()
 
     def holds(self, partition: int) -> bool:
-        """Whether this replica may run turns of `partition` right now."""
-        return time.monotonic() < self.deadlines.get(partition, 0.0) \
-            and partition not in self._releasing
+        """Whether this replica may run turns of `partition` right now (also while handing it
+        on: the turns in hand finish before the key is deleted)."""
+        return time.monotonic() < self.deadlines.get(partition, 0.0)
 
     def live_members(self) -> list[str]:
         horizon = time.monotonic() - self.lease_s
@@ -109,12 +109,27 @@ class PartitionLeases:
         for partition in range(self.partitions):
             mine = owner_of(partition, members) == self.member
             if partition in self._releasing:
-                await self._renew(partition)
+                if partition in self.revisions:  # handing on: hold it until the turns are done
+                    await self._renew(partition)
             elif partition in self.revisions:
-                if await self._renew(partition) and not mine:
-                    self._releasing[partition] = asyncio.create_task(self._hand_on(partition))
+                if not await self._renew(partition):
+                    self._in_background(partition, self.on_lost(partition))
+                elif not mine:
+                    self._in_background(partition, self._hand_on(partition))
             elif mine:
                 await self._take(partition)
+
+    def _in_background(self, partition: int, work: Awaitable[None]) -> None:
+        """Give a partition up without holding up the renewal of the others."""
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:  # the partition is given up either way
+                log.error("giving up a partition failed", partition=partition, error=repr(exc))
+            finally:
+                self._releasing.pop(partition, None)
+
+        self._releasing[partition] = asyncio.create_task(run())
 
     async def _take(self, partition: int) -> None:
         sent = time.monotonic()
@@ -128,9 +143,9 @@ class PartitionLeases:
         log.info("partition taken", member=self.member, partition=partition)
         try:
             await self.on_gained(partition)
-        except Exception:
+        except Exception as exc:  # let it go; the next round may take it again
+            log.error("taking a partition failed", partition=partition, error=repr(exc))
             await self._release(partition)
-            raise
 
     async def _renew(self, partition: int) -> bool:
         sent = time.monotonic()
@@ -142,19 +157,14 @@ class PartitionLeases:
                         partition=partition)
             self.deadlines.pop(partition, None)
             self.revisions.pop(partition, None)
-            if partition not in self._releasing:
-                await self.on_lost(partition)
             return False
         self.deadlines[partition] = sent + self.lease_s * SAFETY
         return True
 
     async def _hand_on(self, partition: int) -> None:
         """Another live member is this partition's owner now: finish its turns, then let go."""
-        try:
-            await self._release(partition)
-            self.handovers += 1
-        finally:
-            self._releasing.pop(partition, None)
+        await self._release(partition)
+        self.handovers += 1
 
     async def _release(self, partition: int) -> None:
         try:
