@@ -69,6 +69,10 @@ class PartitionLeases:
         """Other members, by when their announcement was last seen (monotonic)."""
         self._releasing: dict[int, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        """Set when a member came or went or a partition was let go: a round is due now."""
+        self._known = asyncio.Event()
+        """Set once the bucket's current members were read (before the first round)."""
 
     def holds(self, partition: int) -> bool:
         """Whether this replica may run turns of `partition` right now (also while handing it
@@ -82,15 +86,18 @@ class PartitionLeases:
     async def run(self) -> None:
         """Rounds until `stop()`: announce, renew, release what moved away, take what is ours.
         On the way out every partition is handed on (after `on_lost`) and the member leaves."""
-        watching = asyncio.create_task(self._watch_members())
+        watching = asyncio.create_task(self._watch())
         try:
+            with contextlib.suppress(TimeoutError):  # take nothing before knowing the others
+                await asyncio.wait_for(self._known.wait(), self.round_s)
             while not self._stopping.is_set():
+                self._wake.clear()
                 try:
                     await self._round()
                 except (nats.errors.Error, TimeoutError) as exc:
                     log.warning("partition round failed", member=self.member, error=repr(exc))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.round_s)
+                    await asyncio.wait_for(self._woken(), self.round_s)
         finally:
             watching.cancel()
             await asyncio.gather(*self._releasing.values(), return_exceptions=True)
@@ -102,6 +109,10 @@ class PartitionLeases:
     def stop(self) -> None:
         """End `run()` after its current round."""
         self._stopping.set()
+        self._wake.set()
+
+    async def _woken(self) -> None:
+        await self._wake.wait()
 
     async def _round(self) -> None:
         await self.kv.put(f"member.{self.member}", b"")
@@ -178,19 +189,33 @@ class PartitionLeases:
                     await self.kv.delete(f"partition.{partition}", last=revision)
                 log.info("partition handed on", member=self.member, partition=partition)
 
-    async def _watch_members(self) -> None:
-        """Keep `_seen` current: every announcement of another member, and its leaving."""
+    async def _watch(self) -> None:
+        """Keep `_seen` current (every announcement of another member, and its leaving), and
+        wake the rounds when a member comes or goes or a partition is let go, so a handover
+        takes milliseconds rather than a round."""
         while True:
             try:
-                watcher = await self.kv.watch("member.*")
+                watcher = await self.kv.watchall()
                 async for entry in watcher:
                     if entry is None:
+                        self._known.set()
+                        continue
+                    gone = entry.operation in (KV_DEL, KV_PURGE)
+                    if entry.key.startswith("partition."):
+                        if gone:
+                            self._wake.set()
                         continue
                     member = entry.key.removeprefix("member.")
-                    if entry.operation in (KV_DEL, KV_PURGE):
+                    if member == self.member:
+                        continue
+                    if gone:
                         self._seen.pop(member, None)
-                    elif member != self.member:
+                        self._wake.set()
+                    else:
+                        if member not in self._seen or time.monotonic() - self._seen[member] \
+                                > self.lease_s:
+                            self._wake.set()  # a new member (or one back from silence)
                         self._seen[member] = time.monotonic()
             except (nats.errors.Error, TimeoutError) as exc:
-                log.warning("member watch failed; watching again", error=repr(exc))
+                log.warning("lease watch failed; watching again", error=repr(exc))
                 await asyncio.sleep(self.round_s)
