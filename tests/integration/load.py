@@ -263,6 +263,8 @@ class Figures:
     """The longest silence at the provider after the fault."""
     duration_s: float
     webhook_retries: int
+    handover_s: float | None = None
+    """Executor faults: from the fault until every routed partition has a live owner again."""
 
     def problems(self) -> dict[str, int]:
         """The figures that must be zero."""

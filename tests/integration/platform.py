@@ -231,6 +231,7 @@ def make_platform(root: Path, extra_channels: dict | None = None,
         "GREENTIC_HTTP_PORT": str(platform.http_port),
         "GREENTIC_WEBCHAT_TOKEN_KEY": "test-token-key",
         "GREENTIC_ACK_WAIT_S": "2",
+        "GREENTIC_PARTITION_LEASE_S": "3",
         "GREENTIC_FLOW_POLL_S": "0.2",
         "GREENTIC_DRAIN_TIMEOUT_S": "5",
         "GREENTIC_MAX_DELIVER": "5",  # poisoned messages reach the dead letters within ~10 s

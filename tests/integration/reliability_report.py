@@ -19,7 +19,7 @@ COLUMNS = (("fault", "fault"), ("messages", "messages"), ("answered", "answered"
            ("lost", "lost"), ("duplicated", "duplicated"), ("reordered", "reordered"),
            ("wrong_turns", "wrong turns"), ("dead_letters", "dead letters"),
            ("recovery_s", "recovery (s)"), ("max_gap_s", "longest silence (s)"),
-           ("webhook_retries", "webhook retries"))
+           ("handover_s", "partitions owned again (s)"), ("webhook_retries", "webhook retries"))
 
 
 def table(rows: list[dict]) -> str:
@@ -29,7 +29,8 @@ def table(rows: list[dict]) -> str:
         latest[row["fault"]] = row
     lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(row[key]) for key, _ in COLUMNS) + " |"
+    lines += ["| " + " | ".join("—" if row.get(key) is None else str(row[key])
+                                for key, _ in COLUMNS) + " |"
               for row in latest.values()]
     stamp = max(row["at"] for row in latest.values())
     chats = {row["conversations"] for row in latest.values()}

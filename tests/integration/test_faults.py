@@ -9,6 +9,7 @@ issue's 100 chats x 20 messages (2,000).
 """
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from greentic.bus.topology import HOPS
+from greentic.bus.topology import HOPS, partition_consumer
 from greentic.hosting.launcher import free_port
 from tests.guests import build_guest
 from tests.integration.load import (
@@ -44,7 +45,9 @@ QUIET_S = 5.0
 DOUBLE_PORT = free_port()
 EXECUTORS = ("executor", "executor-2")
 
-Fault = Callable[[Platform, TelegramDouble, Load], Awaitable[None]]
+PARTITIONS = 16
+Fault = Callable[[Platform, TelegramDouble, Load], Awaitable[float | None]]
+"""Injects the fault; executor faults return how long until every partition had an owner."""
 
 
 def start_platform(root: Path, guests_dir: Path, **options) -> Platform:
@@ -96,14 +99,15 @@ async def survive(platform: Platform, double: TelegramDouble, name: str, fault: 
         f"the load runs before the fault: {load.delivered_so_far()} delivered, " \
         f"{await asyncio.to_thread(health, platform)}"
     fault_at = time.monotonic()
-    await fault(platform, double, load)
+    handover_s = await fault(platform, double, load)
     await sending
     await load.wait_until_delivered(1.0, within_s=180)  # what is missing then counts as lost
     await asyncio.sleep(QUIET_S)  # the window in which a duplicate would show up
     turns = await session_turns(platform, CHANNEL, [str(load.chat_id(n))
                                                     for n in range(load.conversations)])
-    figures = score(load, name, fault_at, started, await dead_letter_count(platform) - dead_before,
-                    turns)
+    figures = dataclasses.replace(
+        score(load, name, fault_at, started, await dead_letter_count(platform) - dead_before,
+              turns), handover_s=None if handover_s is None else round(handover_s, 1))
     record_figures(figures, "full" if FULL else "reduced")
     print(f"\n{figures}")
     if figures.problems():
@@ -134,13 +138,59 @@ async def until(condition: Callable[[], bool], within_s: float = 30) -> None:
     assert await wait_until(condition, within_s), "the fault's precondition came about"
 
 
+def owners_cover_every_partition(platform: Platform, names: tuple[str, ...]) -> bool:
+    shares = [platform.health(name)["partitions"] for name in names]
+    return sorted(p for share in shares for p in share) == list(range(PARTITIONS))
+
+
+async def partitions_owned_again(platform: Platform, names: tuple[str, ...],
+                                 since: float) -> float:
+    """Seconds from `since` until the replicas `names` own every partition once."""
+    await until(lambda: owners_cover_every_partition(platform, names), within_s=60)
+    return time.monotonic() - since
+
+
 async def test_sigkill_of_an_executor_then_its_restart(platform: Platform,
                                                        double: TelegramDouble) -> None:
-    async def fault(platform: Platform, _: TelegramDouble, __: Load) -> None:
+    async def fault(platform: Platform, _: TelegramDouble, __: Load) -> float:
         await until(lambda: platform.health("executor-2")["in_flight"] > 0)
+        killed_at = time.monotonic()
         await kill_and_restart(platform, "executor-2")
+        return await partitions_owned_again(platform, EXECUTORS, killed_at)
 
     figures = await survive(platform, double, "SIGKILL one executor, restart it", fault)
+    assert figures.problems() == {}
+
+
+async def test_sigstop_of_an_executor_past_its_partition_lease(platform: Platform,
+                                                               double: TelegramDouble) -> None:
+    async def fault(platform: Platform, _: TelegramDouble, __: Load) -> float:
+        await until(lambda: platform.health("executor-2")["in_flight"] > 0)
+        frozen = platform.services["executor-2"].pid
+        os.kill(frozen, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        taken = await partitions_owned_again(platform, ("executor",), stopped_at)
+        await asyncio.sleep(1)
+        os.kill(frozen, signal.SIGCONT)  # wakes up holding turns it may no longer run
+        await until(lambda: platform.health("executor-2")["partitions"] != [], within_s=60)
+        return taken
+
+    figures = await survive(platform, double, "SIGSTOP one executor past its lease", fault)
+    assert figures.problems() == {}
+
+
+async def test_an_executor_joining_mid_load(platform: Platform, double: TelegramDouble) -> None:
+    async def fault(platform: Platform, _: TelegramDouble, __: Load) -> float:
+        joined_at = time.monotonic()
+        await restart(platform, "executor-3")
+        return await partitions_owned_again(platform, (*EXECUTORS, "executor-3"), joined_at)
+
+    try:
+        figures = await survive(platform, double, "a third executor joins mid-load", fault)
+    finally:  # the other faults run on two executors
+        platform.services["executor-3"].terminate()
+        await asyncio.to_thread(platform.services["executor-3"].wait, 30)
+        del platform.services["executor-3"]
     assert figures.problems() == {}
 
 
@@ -214,8 +264,7 @@ async def test_provider_answers_500_for_ten_seconds(platform: Platform,
 async def executor_consumer_leader(platform: Platform) -> str:
     nc = await nats.connect(platform.nats_servers)
     try:
-        hop = HOPS["routed"]
-        info = await nc.jetstream().consumer_info(hop.stream, hop.consumer)
+        info = await nc.jetstream().consumer_info(HOPS["routed"].stream, partition_consumer(0))
         assert info.cluster is not None and info.cluster.leader
         return info.cluster.leader
     finally:

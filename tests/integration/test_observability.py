@@ -120,4 +120,4 @@ async def test_metrics_count_the_conversation_on_every_service(
         matching = [s.value for s in samples if labels.items() <= s.labels.items()]
         assert matching and matching[0] >= 1, (service, name, samples)
     async with http.get(f"http://127.0.0.1:{platform.health_ports['executor']}/metrics") as r:
-        assert 'greentic_consumer_lag{consumer="executor"' in await r.text()
+        assert 'greentic_consumer_lag{consumer="executor-0"' in await r.text()

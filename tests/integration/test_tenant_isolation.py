@@ -39,7 +39,8 @@ import nats
 import pytest
 
 from greentic.bus import headers as h
-from greentic.bus.subjects import conversation_token, message_subject
+from greentic.bus.subjects import conversation_token, message_subject, routed_subject
+from greentic.bus.topology import DEFAULT_PARTITIONS
 from greentic.config.bundle import load_bundle
 from greentic.errors import ConfigError, FlowError
 from greentic.flow.engine import FlowEngine
@@ -181,7 +182,7 @@ async def test_a_routed_message_naming_another_tenants_flow_is_never_run(
     forged = Envelope(id="iso-routed-1", ctx=GLOBEX, channel="webchat", provider="webchat",
                       conversation="iso1", text="run acme's flow", flow=FlowRef("acme-pack",
                                                                                  "echo"))
-    await js.publish(message_subject("routed", GLOBEX, "webchat", "iso1"),
+    await js.publish(routed_subject(GLOBEX, "webchat", "iso1", DEFAULT_PARTITIONS),
                      encode_envelope(forged), headers={h.MSG_ID: forged.id})
     dead = await wait_for_dead_letters(js, before, 1)
     assert dead[0].headers[h.DEAD_STAGE] == "routed"
@@ -206,8 +207,8 @@ async def test_an_envelope_claiming_another_tenant_than_its_subject_is_dead_lett
     forged = Envelope(id=f"iso-claim-{stage}", ctx=ACME, channel="webchat", provider="webchat",
                       conversation="c1", text="let me in",
                       flow=FlowRef("acme-pack", "echo") if stage == "routed" else None)
-    subject = message_subject(stage, GLOBEX, "webchat",  # type: ignore[arg-type]
-                              "c1" if stage == "routed" else None)
+    subject = routed_subject(GLOBEX, "webchat", "c1", DEFAULT_PARTITIONS) \
+        if stage == "routed" else message_subject("ingress", GLOBEX, "webchat")
     await js.publish(subject, encode_envelope(forged), headers={h.MSG_ID: forged.id})
     dead = await wait_for_dead_letters(js, before, 1)
     assert [(d.headers[h.DEAD_STAGE], d.headers[h.DEAD_REASON]) for d in dead] == [

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from greentic.bus.topology import HOPS
+from greentic.bus.topology import HOPS, partition_consumer
 from greentic.config.bundle import load_bundle
 from greentic.config.settings import Settings, load_settings
 from tests.k8s_tools import helm_binary
@@ -223,28 +223,42 @@ class TestAutoscaling:
         env = named(text, "ConfigMap", "greentic-env")["data"]
         assert env["GREENTIC_EXECUTOR_REPLICAS"] == str(hpa["spec"]["maxReplicas"])
 
-    def test_with_keda_a_scaled_object_follows_the_routed_consumer(self, helm: Helm,
-                                                                  chart: Path) -> None:
-        text = render(helm, chart, str(PRODUCTION)).stdout
+    def test_with_keda_a_scaled_object_follows_every_partition_consumer(self, helm: Helm,
+                                                                       chart: Path) -> None:
+        text = render(helm, chart, str(PRODUCTION),
+                      sets=("partitions=4", "autoscaling.maxReplicas=4")).stdout
         assert of_kind(text, "HorizontalPodAutoscaler") == []
         (scaled,) = of_kind(text, "ScaledObject")
         assert scaled["apiVersion"] == "keda.sh/v1alpha1"
         spec = scaled["spec"]
         assert spec["scaleTargetRef"]["name"] == "greentic-executor"
-        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-        (trigger,) = spec["triggers"]
-        assert trigger["type"] == "nats-jetstream"
-        meta = trigger["metadata"]
-        required = {"natsServerMonitoringEndpoint", "account", "stream", "consumer",
-                    "lagThreshold"}
-        assert required <= set(meta) and all(isinstance(meta[k], str) and meta[k]
-                                              for k in required)
-        assert (meta["stream"], meta["consumer"]) == ("GREENTIC_ROUTED", "executor")
-        assert meta["natsServerMonitoringEndpoint"].endswith(":8222")
-        assert "://" not in meta["natsServerMonitoringEndpoint"]
-        assert (HOPS["routed"].stream, HOPS["routed"].consumer) == ("GREENTIC_ROUTED",
-                                                                    "executor")
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= 4
+        triggers = spec["triggers"]
+        assert [t["name"] for t in triggers] == ["p0", "p1", "p2", "p3"]
+        modifier = spec["advanced"]["scalingModifiers"]
+        assert modifier["formula"] == "p0 + p1 + p2 + p3"
+        assert modifier["metricType"] == "AverageValue" and modifier["target"]
+        for partition, trigger in enumerate(triggers):
+            assert trigger["type"] == "nats-jetstream"
+            meta = trigger["metadata"]
+            required = {"natsServerMonitoringEndpoint", "account", "stream", "consumer",
+                        "lagThreshold"}
+            assert required <= set(meta) and all(isinstance(meta[k], str) and meta[k]
+                                                  for k in required)
+            assert (meta["stream"], meta["consumer"]) == (HOPS["routed"].stream,
+                                                          partition_consumer(partition))
+            assert meta["natsServerMonitoringEndpoint"].endswith(":8222")
+            assert "://" not in meta["natsServerMonitoringEndpoint"]
+        env = named(text, "ConfigMap", "greentic-env")["data"]
+        assert env["GREENTIC_PARTITIONS"] == "4"
         assert "replicas" not in named(text, "Deployment", "greentic-executor")["spec"]
+
+    def test_more_executors_than_partitions_is_refused_at_render(self, helm: Helm,
+                                                                 chart: Path) -> None:
+        done = render(helm, chart, sets=("partitions=2", "autoscaling.maxReplicas=3"),
+                      check=False)
+        assert done.returncode != 0
+        assert "at most 2 executors get work with partitions=2" in done.stderr
 
 
 class TestAroundTheWorkloads:

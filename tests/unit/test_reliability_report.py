@@ -12,15 +12,16 @@ def row(fault: str, lost: int, at: str) -> dict:
 
 def test_the_latest_row_of_each_fault_replaces_what_was_between_the_markers() -> None:
     document = f"# R\n\n{BEGIN}\nold table\n{END}\n\nafter\n"
-    rendered = render(document, [row("a", 5, "2026-01-01"), row("b", 0, "2026-01-02"),
+    rendered = render(document, [row("a", 5, "2026-01-01"),
+                                 {**row("b", 0, "2026-01-02"), "handover_s": 3.2},
                                  row("a", 0, "2026-01-03")])
     assert rendered.startswith(f"# R\n\n{BEGIN}\n| fault | messages |")
     assert rendered.endswith(f"{END}\n\nafter\n")
     assert "old table" not in rendered
     lines = [line for line in rendered.splitlines() if line.startswith("| a ") or
              line.startswith("| b ")]
-    assert lines == ["| a | 2000 | 2000 | 0 | 0 | 0 | 0 | 0 | 1.5 | 0.5 | 0 |",
-                     "| b | 2000 | 2000 | 0 | 0 | 0 | 0 | 0 | 1.5 | 0.5 | 0 |"]
+    assert lines == ["| a | 2000 | 2000 | 0 | 0 | 0 | 0 | 0 | 1.5 | 0.5 | — | 0 |",
+                     "| b | 2000 | 2000 | 0 | 0 | 0 | 0 | 0 | 1.5 | 0.5 | 3.2 | 0 |"]
     assert "last run 2026-01-03" in rendered
 
 

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from greentic.bus.subjects import conversation_token, message_subject, parse_message_subject
+from greentic.bus.subjects import conversation_token, parse_message_subject, routed_subject
 from greentic.config.settings import load_settings
 from greentic.errors import ConfigError
 from greentic.flow import FlowEngine, NodeOutcome, load_flow
@@ -98,7 +98,7 @@ def test_any_conversation_id_becomes_one_stable_token() -> None:
     assert conversation_token("abc-123") == "abc-123"
     odd = conversation_token("19:meeting@thread.v2;messageid=1")
     assert odd.startswith("h-") and odd == conversation_token("19:meeting@thread.v2;messageid=1")
-    subject = message_subject("routed", CTX, "webchat", odd)
+    subject = routed_subject(CTX, "webchat", odd, 16)
     assert parse_message_subject(subject).conversation == odd
 
 

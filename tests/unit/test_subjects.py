@@ -11,6 +11,9 @@ from greentic.bus.subjects import (
     deadletter_subject,
     message_subject,
     parse_message_subject,
+    partition_filter,
+    partition_of,
+    routed_subject,
     tenant_filters,
     validate_token,
     webchat_activity_subject,
@@ -27,15 +30,40 @@ def test_the_seed_subject_families_are_built_as_documented() -> None:
         "greentic.messaging.ingress.dev.acme.support.webchat"
     assert message_subject("egress", CTX, "slack-1") == \
         "greentic.messaging.egress.dev.acme.support.slack-1"
-    assert message_subject("routed", CTX, "webchat").startswith("greentic.messaging.routed.")
+    routed = routed_subject(CTX, "webchat", "c1", 16)
+    assert routed.startswith("greentic.messaging.routed.dev.acme.support.webchat.c1.")
+    assert 0 <= int(routed.rsplit(".", 1)[1]) < 16
     assert deadletter_subject("routed") == "greentic.messaging.deadletter.routed"
     assert webchat_activity_subject(CTX, "webchat", "c_1-x") == \
         "greentic.webchat.activity.dev.acme.support.webchat.c_1-x"
 
 
 def test_parse_inverts_build() -> None:
-    parsed = parse_message_subject(message_subject("routed", CTX, "webchat"))
-    assert (parsed.stage, parsed.ctx, parsed.channel) == ("routed", CTX, "webchat")
+    parsed = parse_message_subject(message_subject("egress", CTX, "webchat"))
+    assert (parsed.stage, parsed.ctx, parsed.channel) == ("egress", CTX, "webchat")
+    parsed = parse_message_subject(routed_subject(CTX, "webchat", "c1", 16))
+    assert (parsed.stage, parsed.ctx, parsed.channel, parsed.conversation, parsed.partition) == \
+        ("routed", CTX, "webchat", "c1", partition_of(CTX, "webchat", "c1", 16))
+
+
+def test_a_conversation_always_hashes_to_the_same_partition_and_all_partitions_get_some() -> None:
+    assert partition_of(CTX, "webchat", "c1", 16) == partition_of(CTX, "webchat", "c1", 16)
+    assert partition_of(CTX, "webchat", "c1", 16) != partition_of(CTX, "webchat", "c1", 17) or \
+        partition_of(CTX, "webchat", "c2", 16) != partition_of(CTX, "webchat", "c2", 17)
+    used = {partition_of(CTX, "webchat", f"c{n}", 16) for n in range(400)}
+    assert used == set(range(16))
+    other_tenant = TenantCtx("dev", "globex", "support")
+    assert [partition_of(CTX, "webchat", f"c{n}", 16) for n in range(20)] != \
+        [partition_of(other_tenant, "webchat", f"c{n}", 16) for n in range(20)]
+
+
+def test_a_partition_filter_matches_its_partitions_subjects_only() -> None:
+    subject = routed_subject(CTX, "webchat", "c1", 16)
+    partition = int(subject.rsplit(".", 1)[1])
+    pattern = partition_filter(partition).replace(".", r"\.").replace("*", "[^.]+")
+    assert re.fullmatch(pattern, subject)
+    assert not re.fullmatch(partition_filter((partition + 1) % 16).replace(".", r"\.")
+                            .replace("*", "[^.]+"), subject)
 
 
 @pytest.mark.parametrize("bad", ["", "a.b", "*", ">", "a b", "tab\t", "new\nline", "ä", "a" * 129])
@@ -54,6 +82,9 @@ def test_unsafe_tokens_are_rejected_with_the_field_named(bad: str) -> None:
     "greentic.messaging.ingress.dev.acme.support.webchat.extra",
     "other.messaging.ingress.dev.acme.support.webchat",
     "greentic.messaging.ingress.dev.*.support.webchat",
+    "greentic.messaging.routed.dev.acme.support.webchat.c1",
+    "greentic.messaging.routed.dev.acme.support.webchat.c1.x",
+    "greentic.messaging.routed.dev.acme.support.webchat.c1.3.4",
 ])
 def test_parse_rejects_anything_but_a_message_subject(subject: str) -> None:
     with pytest.raises(SubjectError):
@@ -79,16 +110,24 @@ def test_a_value_is_refused_or_is_exactly_one_token_of_the_expected_subject(
              "conversation": "c1", field: value}
     ctx = TenantCtx(parts["env"], parts["tenant"], parts["team"])
     conversation = parts["conversation"] if stage == "routed" else None
+
+    def build() -> str:
+        if stage == "routed":
+            return routed_subject(ctx, parts["channel"], parts["conversation"], 16)
+        return message_subject(stage, ctx, parts["channel"])  # type: ignore[arg-type]
+
     if not SAFE.fullmatch(value):
-        with pytest.raises(SubjectError, match=rf"^{field} "):
-            message_subject(stage, ctx, parts["channel"], parts["conversation"])  # type: ignore[arg-type]
+        if field != "conversation" or stage == "routed":
+            with pytest.raises(SubjectError, match=rf"^{field} "):
+                build()
         with pytest.raises(SubjectError, match=rf"^{field} "):
             webchat_activity_subject(ctx, parts["channel"], parts["conversation"])
         return
-    subject = message_subject(stage, ctx, parts["channel"], conversation)  # type: ignore[arg-type]
+    subject = build()
     tokens = subject.split(".")
     expected = ["greentic", "messaging", stage, parts["env"], parts["tenant"], parts["team"],
-                parts["channel"]] + ([conversation] if conversation else [])
+                parts["channel"]] + ([conversation, str(partition_of(
+                    ctx, parts["channel"], conversation, 16))] if conversation else [])
     assert tokens == expected
     assert "*" not in tokens and ">" not in tokens
     parsed = parse_message_subject(subject)

@@ -102,6 +102,13 @@ app.kubernetes.io/component: {{ .service }}
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ .Values.executor.replicas }}{{ end }}
 {{- end }}
 
+{{/* The KEDA formula adding up every partition consumer's lag: "p0 + p1 + …". */}}
+{{- define "greentic.partitionLagSum" -}}
+{{- $names := list }}
+{{- range $partition := until (int .Values.partitions) }}{{ $names = append $names (printf "p%d" $partition) }}{{ end }}
+{{- join " + " $names }}
+{{- end }}
+
 {{/* Refuse values the schema cannot express. */}}
 {{- define "greentic.validate" -}}
 {{- $grace := int .Values.terminationGracePeriodSeconds }}
@@ -119,6 +126,9 @@ app.kubernetes.io/component: {{ .service }}
 {{- end }}
 {{- if and .Values.admin.enabled (eq (int .Values.ports.admin) (int .Values.ports.http)) }}
 {{- fail "ports.admin must differ from ports.http: the admin API is never on the public port" }}
+{{- end }}
+{{- if gt (int (include "greentic.executorMax" .)) (int .Values.partitions) }}
+{{- fail (printf "at most %d executors get work with partitions=%d: raise partitions (for a new deployment) or lower the executor count" (int .Values.partitions) (int .Values.partitions)) }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import nats
 from nats.js.api import StorageType, StreamConfig
 
 from greentic.bench.procstat import cpu_seconds, rss_mib
-from greentic.bus.topology import HOPS
+from greentic.bus.topology import DEFAULT_PARTITIONS, HOPS
 from greentic.component.build import build
 from greentic.hosting.launcher import SERVICES, free_port, is_ready, start_service, stop_processes
 
@@ -253,12 +254,28 @@ def start_platform(root: Path, url: str, executors: int, http_port: int, *, spin
                                                     str(ports[name])},
                                         root / "logs" / f"{name}.log")
     deadline = time.monotonic() + 60
-    while not all(is_ready(port) for port in ports.values()):
+    executor_ports = [ports[name] for name in names if name.startswith("executor")]
+    while not (all(is_ready(port) for port in ports.values())
+               and partitions_settled(executor_ports)):
         if time.monotonic() > deadline or any(p.poll() is not None for p in processes.values()):
             stop_processes(list(processes.values()), 10)
             raise RuntimeError(f"the platform did not start; see {root}/logs")
         time.sleep(0.1)
     return processes
+
+
+def partitions_settled(health_ports: list[int]) -> bool:
+    """Whether the executors own every routed partition once, each some (the steady state a
+    run measures; right after start they are still handing partitions to each other)."""
+    shares = []
+    for port in health_ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                shares.append(json.loads(r.read()).get("partitions") or [])
+        except OSError:
+            return False
+    every = sorted(p for share in shares for p in share)
+    return all(shares) and len(every) == len(set(every)) == DEFAULT_PARTITIONS
 
 
 class _Conversation:
@@ -307,9 +324,9 @@ async def watch_lag(url: str, highest: list[int], every_s: float = 0.25) -> None
     try:
         while True:
             lag = 0
-            for hop in HOPS.values():
-                info = await js.consumer_info(hop.stream, hop.consumer)
-                lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
+            for hop in HOPS.values():  # the routed hop has a consumer per partition
+                for info in await js.consumers_info(hop.stream):
+                    lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
             highest[0] = max(highest[0], lag)
             await asyncio.sleep(every_s)
     finally:

@@ -45,40 +45,61 @@ def conversation_token(conversation: str) -> str:
 
 
 class MessageSubject(NamedTuple):
-    """A parsed `greentic.messaging.{stage}.{env}.{tenant}.{team}.{channel}[.{conversation}]`
-    subject (only `routed` subjects carry the conversation token)."""
+    """A parsed `greentic.messaging.{stage}.{env}.{tenant}.{team}.{channel}` subject; `routed`
+    subjects go on with `.{conversation}.{partition}`."""
 
     stage: Stage
     ctx: TenantCtx
     channel: str
     conversation: str | None = None
+    partition: int | None = None
 
 
-def message_subject(stage: Stage, ctx: TenantCtx, channel: str,
-                    conversation: str | None = None) -> str:
-    """Build the subject of one hop for a tenant's channel; `routed` subjects end with the
-    conversation's token so that executors can find a conversation's oldest pending message."""
-    tokens = [ROOT, stage, validate_token("env", ctx.env), validate_token("tenant", ctx.tenant),
-              validate_token("team", ctx.team), validate_token("channel", channel)]
-    if conversation is not None:
-        tokens.append(validate_token("conversation", conversation))
-    return ".".join(tokens)
+def partition_of(ctx: TenantCtx, channel: str, conversation: str, partitions: int) -> int:
+    """The routed partition of a conversation: a stable hash of its session key, so every
+    message of one conversation goes to the one executor owning that partition."""
+    key = f"{ctx.env}.{ctx.tenant}.{ctx.team}.{channel}.{conversation}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % partitions
+
+
+def message_subject(stage: Stage, ctx: TenantCtx, channel: str) -> str:
+    """Build the subject of the ingress or egress hop for a tenant's channel."""
+    return ".".join((ROOT, stage, validate_token("env", ctx.env),
+                     validate_token("tenant", ctx.tenant), validate_token("team", ctx.team),
+                     validate_token("channel", channel)))
+
+
+def routed_subject(ctx: TenantCtx, channel: str, conversation: str, partitions: int) -> str:
+    """The routed hop's subject: the channel's, then the conversation's token and its partition
+    (the last token, which each partition's consumer filters on)."""
+    conversation = validate_token("conversation", conversation)
+    partition = partition_of(ctx, channel, conversation, partitions)
+    return f"{message_subject('routed', ctx, channel)}.{conversation}.{partition}"
+
+
+def partition_filter(partition: int) -> str:
+    """The routed subjects of one partition, of every tenant."""
+    return f"{ROOT}.routed.*.*.*.*.*.{partition}"
 
 
 def parse_message_subject(subject: str) -> MessageSubject:
-    """Inverse of `message_subject`; raises SubjectError for anything else."""
+    """Inverse of `message_subject` and `routed_subject`; SubjectError for anything else."""
     parts = subject.split(".")
-    if not (len(parts) == 7 or (len(parts) == 8 and parts[2] == "routed")) \
-            or ".".join(parts[:2]) != ROOT or parts[2] not in STAGES:
+    routed = len(parts) > 2 and parts[2] == "routed"
+    if len(parts) != (9 if routed else 7) or ".".join(parts[:2]) != ROOT \
+            or parts[2] not in STAGES:
         raise SubjectError("subject", subject,
                            f"expected {ROOT}.<stage>.<env>.<tenant>.<team>.<channel>"
-                           "[.<conversation> for routed]")
+                           "[.<conversation>.<partition> for routed]")
     env, tenant, team, channel = (validate_token(n, v) for n, v in
                                   zip(("env", "tenant", "team", "channel"), parts[3:7],
                                       strict=True))
-    conversation = validate_token("conversation", parts[7]) if len(parts) == 8 else None
-    return MessageSubject(parts[2], TenantCtx(env, tenant, team), channel,  # type: ignore[arg-type]
-                          conversation)
+    if not routed:
+        return MessageSubject(parts[2], TenantCtx(env, tenant, team), channel)  # type: ignore[arg-type]
+    if not parts[8].isdigit():
+        raise SubjectError("partition", parts[8], "must be a partition number")
+    return MessageSubject("routed", TenantCtx(env, tenant, team), channel,
+                          validate_token("conversation", parts[7]), int(parts[8]))
 
 
 def stage_filter(stage: Stage) -> str:
@@ -106,16 +127,3 @@ def webchat_activity_subject(ctx: TenantCtx, channel: str, conversation: str) ->
         validate_token("conversation", conversation),
     ))
 
-
-RELEASED_PREFIX = "greentic.executor.released"
-
-
-def released_subject(routed: str) -> str:
-    """Core-NATS notice that the oldest pending message of the conversation on the `routed`
-    subject was acked (executors waiting for their turn in that conversation wake up)."""
-    return RELEASED_PREFIX + routed[len(f"{ROOT}.routed"):]
-
-
-def routed_of_released(released: str) -> str:
-    """Inverse of `released_subject`."""
-    return f"{ROOT}.routed" + released[len(RELEASED_PREFIX):]

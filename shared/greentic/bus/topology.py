@@ -1,5 +1,6 @@
 """JetStream streams, consumers and buckets, created idempotently by whichever service starts."""
 
+import contextlib
 from typing import NamedTuple
 
 import structlog
@@ -15,11 +16,17 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
-from greentic.bus.subjects import DEADLETTER_PREFIX, WEBCHAT_PREFIX, Stage, stage_filter
-from greentic.errors import GreenticError
+from greentic.bus.subjects import (
+    DEADLETTER_PREFIX,
+    WEBCHAT_PREFIX,
+    Stage,
+    partition_filter,
+    stage_filter,
+)
+from greentic.errors import ConfigError, GreenticError
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +44,12 @@ COMPONENTS_OBJECT_STORE = "greentic-components"
 PACK_VERSIONS_BUCKET = "greentic-pack-versions"
 """KV: `{env}.{tenant}.{pack}.{revision}` → every flow and component document of one pack
 revision (immutable); `{env}.{tenant}.{pack}.history` → the kept revisions, oldest first."""
+EXECUTOR_LEASES_BUCKET = "greentic-executor-leases"
+"""KV (max_age = the partition lease): `member.{id}` → a live executor replica,
+`partition.{n}` → the replica owning routed partition n (runner/partitions.py)."""
+DEFAULT_PARTITIONS = 16
+PARTITIONS_METADATA = "greentic.partitions"
+"""GREENTIC_ROUTED's metadata: the partition count it was created with (fixed)."""
 PACK_DEPLOYMENTS_BUCKET = "greentic-pack-deployments"
 """KV: `{env}.{pack}` → the locator (and digest pin) `greentic pack deploy` put in place of
 the bundle's path; pack-loader reads it at start."""
@@ -50,6 +63,11 @@ class Hop(NamedTuple):
     consumer: str
 
 
+def partition_consumer(partition: int) -> str:
+    """The durable consumer of one routed partition (read by the replica owning it)."""
+    return f"executor-{partition}"
+
+
 HOPS: dict[Stage, Hop] = {
     "ingress": Hop("ingress", "GREENTIC_INGRESS", "router"),
     "routed": Hop("routed", "GREENTIC_ROUTED", "executor"),
@@ -59,12 +77,13 @@ DEADLETTER_STREAM = "GREENTIC_DEADLETTER"
 WEBCHAT_STREAM = "GREENTIC_WEBCHAT"
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+def stream_configs(replicas: int = 1, partitions: int = DEFAULT_PARTITIONS
+                   ) -> list[StreamConfig]:
     """Every stream of the platform (the README's subject table lists the same).
 
-    GREENTIC_ROUTED is a work queue: an acked message leaves the stream, so the first message
-    on a conversation's routed subject is always the oldest one not yet handled (executors
-    read it with a direct get to keep each conversation in order, see runner/turn_order.py).
+    GREENTIC_ROUTED is a work queue read by one consumer per partition: an acked message
+    leaves the stream, so a partition's consumer, made afresh when another replica takes the
+    partition over, delivers exactly what is not done yet, in order (runner/partitions.py).
     """
     common = dict(storage=StorageType.FILE, discard=DiscardPolicy.OLD,
                   duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas)
@@ -74,7 +93,7 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     routed = HOPS["routed"]
     streams.insert(1, StreamConfig(name=routed.stream, subjects=[stage_filter(routed.stage)],
                                    max_age=DAY, retention=RetentionPolicy.WORK_QUEUE,
-                                   allow_direct=True, **common))
+                                   metadata={PARTITIONS_METADATA: str(partitions)}, **common))
     streams.append(StreamConfig(name=DEADLETTER_STREAM, subjects=[f"{DEADLETTER_PREFIX}.>"],
                                 max_age=14 * DAY, retention=RetentionPolicy.LIMITS, **common))
     streams.append(StreamConfig(name=WEBCHAT_STREAM, subjects=[f"{WEBCHAT_PREFIX}.>"],
@@ -96,13 +115,17 @@ def consumer_config(hop: Hop, *, ack_wait_s: float, max_deliver: int) -> Consume
     )
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1,
+                         partitions: int = DEFAULT_PARTITIONS) -> None:
     """Create or update every stream and bucket with `replicas` copies (GREENTIC_NATS_REPLICAS);
-    safe to run from every service at once."""
-    for config in stream_configs(replicas):
+    safe to run from every service at once. A routed stream made with another partition count
+    stops the service (GREENTIC_PARTITIONS is fixed per deployment)."""
+    for config in stream_configs(replicas, partitions):
         try:
             await js.add_stream(config)
         except BadRequestError:
+            if config.name == HOPS["routed"].stream:
+                await _check_partitions(js, partitions)
             try:
                 await js.update_stream(config)  # exists with an older configuration
             except BadRequestError as exc:
@@ -117,6 +140,15 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     # nats-py overwrites config.bucket with the `bucket` argument: pass both
     await js.create_object_store(COMPONENTS_OBJECT_STORE, config=ObjectStoreConfig(
         bucket=COMPONENTS_OBJECT_STORE, storage=StorageType.FILE, replicas=replicas))
+
+
+async def _check_partitions(js: JetStreamContext, partitions: int) -> None:
+    info = await js.stream_info(HOPS["routed"].stream)
+    created = (info.config.metadata or {}).get(PARTITIONS_METADATA)
+    if created is not None and created != str(partitions):
+        raise ConfigError(f"GREENTIC_PARTITIONS={partitions}, but {HOPS['routed'].stream} was "
+                          f"created with {created} partitions; the count is fixed per "
+                          "deployment: set the same value on every service")
 
 
 async def _replace_drained_stream(js: JetStreamContext, config: StreamConfig,
@@ -149,6 +181,37 @@ async def ensure_consumer(js: JetStreamContext, hop: Hop, *, ack_wait_s: float,
     """Create or update the durable consumer of `hop` (settings may have changed)."""
     await js.add_consumer(hop.stream, consumer_config(hop, ack_wait_s=ack_wait_s,
                                                       max_deliver=max_deliver))
+
+
+async def renew_partition_consumer(js: JetStreamContext, partition: int, *, ack_wait_s: float,
+                                   max_deliver: int) -> None:
+    """Make the consumer of a partition afresh, for its new owner: on the work queue it
+    delivers at once, oldest first, every message not acked yet — also those a dead owner
+    held, which the old consumer would have handed on only after ack_wait."""
+    stream, name = HOPS["routed"].stream, partition_consumer(partition)
+    await _drop_shared_executor_consumer(js)
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(stream, name)
+    await js.add_consumer(stream, ConsumerConfig(
+        durable_name=name, filter_subject=partition_filter(partition),
+        ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait_s,
+        max_deliver=max_deliver, max_ack_pending=1024))
+
+
+async def _drop_shared_executor_consumer(js: JetStreamContext) -> None:
+    """Before partitions, every executor read GREENTIC_ROUTED through one consumer covering all
+    of it, which a work queue does not let overlap with a partition's: remove it once drained."""
+    stream, name = HOPS["routed"].stream, HOPS["routed"].consumer
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        return
+    if info.num_ack_pending:
+        raise GreenticError(f"consumer {name} of {stream} (executors before partitions) still "
+                            "holds unacked messages; let the old executors finish first")
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(stream, name)
+    log.warning("removed the shared executor consumer of the unpartitioned routed hop")
 
 
 async def ensure_bucket(js: JetStreamContext, bucket: str, ttl_s: float | None,

@@ -29,6 +29,7 @@ Handler = Callable[[Msg], Awaitable[None]]
 KEEPALIVE_LIMIT_S = 600.0
 """A message waiting behind its conversation, or whose handler runs, longer than this (a
 stuck handler, or waiting behind one) is no longer marked in progress: ack_wait hands it on."""
+PAUSED_FETCH_S = 0.05
 HELD_SCAN_LIMIT = 10_000
 """At start, at most this many unacked stream positions are read to find held conversations."""
 
@@ -80,15 +81,11 @@ class HopWorker:
     max_in_flight: int = 1024
     ack_wait_s: float = 30.0
     """The consumer's ack_wait (how long a message of a dead process stays with it)."""
-    ack_sync: bool = False
-    """Wait for the server to confirm each ack (needed when `on_acked` tells others about it)."""
-    on_acked: Handler | None = None
-    """Called after a message was acked (handled or dead-lettered)."""
-    chain_conversations: bool = True
-    """False when the handler orders each conversation itself (the executor's TurnOrder)."""
+    may_fetch: Callable[[], bool] | None = None
+    """Asked before each fetch: False pauses fetching (an executor whose hold on its partition
+    is in doubt takes nothing more from it)."""
     keepalive_limit_s: float = KEEPALIVE_LIMIT_S
-    """A handler running longer than this is no longer kept alive (the executor raises it above
-    its turn wait's give-up time)."""
+    """A handler running longer than this is no longer kept alive."""
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -104,8 +101,7 @@ class HopWorker:
         """Fetch and handle until `stop()`; messages in hand are finished and acked first."""
         sub = await self.js.pull_subscribe_bind(durable=self.hop.consumer, stream=self.hop.stream)
         fetcher = BatchFetcher(sub, self.batch)
-        if self.chain_conversations:
-            await self._park_conversations_held_elsewhere()
+        await self._park_conversations_held_elsewhere()
         keeping_alive = asyncio.create_task(self._keep_alive())
         try:
             while not self._stopping.is_set():
@@ -113,6 +109,9 @@ class HopWorker:
                 if room <= 0:
                     self._room.clear()
                     await self._room.wait()
+                    continue
+                if self.may_fetch is not None and not self.may_fetch():
+                    await asyncio.sleep(PAUSED_FETCH_S)
                     continue
                 try:
                     msgs = await fetcher.next_batch(room)
@@ -153,7 +152,7 @@ class HopWorker:
         if parked is not None and msg.metadata.sequence.stream > parked.through:
             parked.msgs[msg.metadata.sequence.stream] = msg
             return
-        previous = self._chains.get(key) if self.chain_conversations else None
+        previous = self._chains.get(key)
         task = asyncio.create_task(self._handle_after(previous, msg))
         self._chains[key] = task
         self._in_flight.add(task)
@@ -260,8 +259,7 @@ class HopWorker:
                 delay = min(max(exc.delay_s, 0.0), 300.0)
             log.warning("handling failed; will retry", hop=self.hop.stage, subject=msg.subject,
                         delivered=delivered, delay_s=delay, error=reason)
-            if self.chain_conversations:
-                self._park_behind(msg, delay)
+            self._park_behind(msg, delay)
             await msg.nak(delay=delay)
             return False
         await self._ack(msg)
@@ -271,12 +269,7 @@ class HopWorker:
 
     async def _ack(self, msg: Msg) -> None:
         try:
-            if self.ack_sync:
-                await msg.ack_sync(timeout=5.0)
-            else:
-                await msg.ack()
-            if self.on_acked is not None:
-                await self.on_acked(msg)
+            await msg.ack()
         except (nats.errors.Error, TimeoutError) as exc:
             # the effect is durable; a redelivery is recognised downstream (ids, sessions)
             log.warning("ack failed; the message may be delivered again", hop=self.hop.stage,

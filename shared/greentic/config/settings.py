@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from greentic.bus.subjects import validate_token
+from greentic.bus.topology import DEFAULT_PARTITIONS
 from greentic.errors import ConfigError, SubjectError
 
 PREFIX = "GREENTIC_"
@@ -78,11 +79,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wasm_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """Executor: worker threads running component calls (wasm runs without the GIL)."""
     executor_max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 1024
-    """Executor: routed messages one replica holds at once (running or waiting for their
-    turn). Lower (a few times wasm_threads) when components are CPU-heavy, so a busy replica
-    leaves work to the others; messages waiting for their turn count too, and a redelivered
-    head needs a free slot somewhere, so keep replicas times this above the conversations
-    active at once."""
+    """Executor: routed messages one replica holds at once per partition it owns (running or
+    waiting behind an earlier message of their conversation)."""
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=1024)] = DEFAULT_PARTITIONS
+    """Router and executor: the routed hop's partitions; a stable hash of the conversation picks
+    one, and one executor replica owns each. Fixed per deployment (GREENTIC_ROUTED keeps the
+    count it was made with; a service with another refuses to start); more executor replicas
+    than partitions get no work."""
+    partition_lease_s: Annotated[float, msgspec.Meta(ge=1)] = 6.0
+    """Executor: how long a replica's hold on a partition lasts unrenewed (renewed every third of
+    it); a dead replica's partitions are taken over this long after its last renewal."""
+    session_cache: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    """Executor: sessions a replica keeps in memory after writing them, for the next turn of
+    the conversation (the store stays the truth: every write is a compare-and-swap); 0: none."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level of the JSON logs on stderr."""
     log_format: Literal["json", "console"] = "json"

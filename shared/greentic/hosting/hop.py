@@ -10,7 +10,7 @@ from nats.js import JetStreamContext
 
 from greentic.bus.subjects import Stage, conversation_token, parse_message_subject
 from greentic.bus.topology import HOPS, ensure_consumer
-from greentic.bus.worker import KEEPALIVE_LIMIT_S, HopWorker
+from greentic.bus.worker import HopWorker
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, EnvelopeError, SubjectError
 from greentic.telemetry.metrics import CONSUMER_LAG
@@ -39,13 +39,8 @@ class HopService:
 
     name = "hop"
     stage: Stage
-    ack_sync = False
-    """Wait for the server to confirm each ack before `on_acked`."""
-    chain_conversations = True
     max_in_flight = 1024
-    keepalive_limit_s = KEEPALIVE_LIMIT_S
     """Messages one replica holds at once (fetched, waiting or running)."""
-    """Run one conversation's messages one after another inside this process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -74,12 +69,9 @@ class HopService:
         await ensure_consumer(js, hop, ack_wait_s=self.settings.ack_wait_s,
                               max_deliver=self.settings.max_deliver)
         self._worker = HopWorker(js, hop, self.handle, max_deliver=self.settings.max_deliver,
-                                 batch=self.settings.fetch_batch, ack_sync=self.ack_sync,
+                                 batch=self.settings.fetch_batch,
                                  ack_wait_s=self.settings.ack_wait_s,
-                                 on_acked=self.on_acked,
-                                 chain_conversations=self.chain_conversations,
-                                 max_in_flight=self.max_in_flight,
-                                 keepalive_limit_s=self.keepalive_limit_s)
+                                 max_in_flight=self.max_in_flight)
 
     async def run(self) -> None:
         assert self._worker is not None
@@ -107,9 +99,6 @@ class HopService:
 
     def stats(self) -> dict[str, Any]:
         return self._worker.stats() if self._worker else {}
-
-    async def on_acked(self, msg: Msg) -> None:
-        """Hook: `msg` was acked (handled or dead-lettered)."""
 
     async def handle(self, msg: Msg) -> None:
         raise NotImplementedError

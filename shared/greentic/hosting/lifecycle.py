@@ -85,7 +85,7 @@ async def run_service(service: Service, settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
     try:
-        await ensure_streams(js, settings.nats_replicas)
+        await ensure_streams(js, settings.nats_replicas, settings.partitions)
         await service.start(nc, js)
         ready.set()
         log.info("ready", nats=settings.nats_url, health_port=settings.health_port)

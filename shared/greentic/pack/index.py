@@ -30,15 +30,6 @@ class FlowDocument(TenantPackDocument, kw_only=True):
     source: str
 
 
-def flow_key(env: str, tenant: str, pack: str, flow: str) -> str:
-    """KV key of a tenant's flow: `{env}.{tenant}.{pack}.{flow}` (tokens validated)."""
-    return token_key(env=env, tenant=tenant, pack=pack, flow=flow)
-
-
-encode_flow_document = msgspec.json.Encoder().encode
-decode_flow_document = msgspec.json.Decoder(FlowDocument).decode
-
-
 class ComponentDocument(TenantPackDocument, kw_only=True):
     """One component of one pack, as made available to one tenant; bytes are in the object
     store under `digest`."""
@@ -47,15 +38,6 @@ class ComponentDocument(TenantPackDocument, kw_only=True):
     """sha256 of the component bytes (their object name)."""
     size: int
     manifest: ComponentManifest
-
-
-def component_key(env: str, tenant: str, pack: str, component: str) -> str:
-    """KV key of a tenant's component: `{env}.{tenant}.{pack}.{component}`."""
-    return token_key(env=env, tenant=tenant, pack=pack, component=component)
-
-
-encode_component_document = msgspec.json.Encoder().encode
-decode_component_document = msgspec.json.Decoder(ComponentDocument).decode
 
 
 class PackVersionDocument(TenantPackDocument, kw_only=True):
@@ -87,6 +69,16 @@ def pack_revision(pack: str, pack_version: str, flows: list[tuple[str, str]],
     return hashlib.sha256(encoded).hexdigest()[:REVISION_CHARS]
 
 
+def flow_key(env: str, tenant: str, pack: str, flow: str) -> str:
+    """KV key of a tenant's flow: `{env}.{tenant}.{pack}.{flow}` (tokens validated)."""
+    return token_key(env=env, tenant=tenant, pack=pack, flow=flow)
+
+
+def component_key(env: str, tenant: str, pack: str, component: str) -> str:
+    """KV key of a tenant's component: `{env}.{tenant}.{pack}.{component}`."""
+    return token_key(env=env, tenant=tenant, pack=pack, component=component)
+
+
 def pack_version_key(env: str, tenant: str, pack: str, revision: str) -> str:
     """KV key of a tenant's pack revision: `{env}.{tenant}.{pack}.{revision}`."""
     return token_key(env=env, tenant=tenant, pack=pack, revision=revision)
@@ -97,6 +89,11 @@ def pack_history_key(env: str, tenant: str, pack: str) -> str:
     return pack_version_key(env, tenant, pack, HISTORY_TOKEN)
 
 
+# the documents as JSON (readable with `nats kv get`), and back
+encode_flow_document = msgspec.json.Encoder().encode
+decode_flow_document = msgspec.json.Decoder(FlowDocument).decode
+encode_component_document = msgspec.json.Encoder().encode
+decode_component_document = msgspec.json.Decoder(ComponentDocument).decode
 encode_pack_version = msgspec.json.Encoder().encode
 decode_pack_version = msgspec.json.Decoder(PackVersionDocument).decode
 encode_pack_history = msgspec.json.Encoder().encode

@@ -1,51 +1,66 @@
 """executor: runs the flow bound to each routed message and publishes its replies.
 
-Per message: wait for the conversation's turn (runner/turn_order.py) → read the session →
-run the turn from its paused snapshot → compare-and-swap the new session → publish the replies
-→ ack (the worker). A lost CAS race re-reads and redoes the turn; a message whose turn is
-already in the session (a redelivery) is not applied again, only its replies are republished.
+Each replica owns a share of the routed hop's partitions (runner/partitions.py) and reads each
+owned partition's consumer, one conversation's messages after one another. Per message: the
+session (from memory if this replica wrote it last, else the store) → the turn from its paused
+snapshot → compare-and-swap the new session → publish the replies → ack. A lost CAS race
+re-reads and redoes the turn; a message whose turn is already in the session (a redelivery) is
+not applied again, only its replies are republished.
 """
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import nats.errors
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from greentic.bus import headers as h
-from greentic.bus.subjects import conversation_token, message_subject
+from greentic.bus.subjects import conversation_token, message_subject, partition_of
 from greentic.bus.topology import (
     COMPONENT_INDEX_BUCKET,
     COMPONENTS_OBJECT_STORE,
+    EXECUTOR_LEASES_BUCKET,
     FLOWS_BUCKET,
     HOPS,
     PACK_VERSIONS_BUCKET,
+    Hop,
+    ensure_bucket,
+    partition_consumer,
+    renew_partition_consumer,
 )
+from greentic.bus.worker import HopWorker
 from greentic.component import ComponentEngine, ComponentHost
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
 from greentic.flow.turn import FlowResolver
-from greentic.hosting.hop import HopService, read_envelope
+from greentic.hosting.hop import LAG_INTERVAL_S, read_envelope
 from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
 from greentic.runner.pack_versions import PackVersions
+from greentic.runner.partitions import PartitionLeases
+from greentic.runner.session_cache import SessionCache
 from greentic.runner.stores import Stores, open_stores
-from greentic.runner.turn_order import TurnOrder
 from greentic.secrets import SecretsProvider, secrets_from_settings
 from greentic.session.model import APPLIED_KEPT, Session, SessionKey
 from greentic.session.store import SessionStore
 from greentic.state import MemoryStateStore
+from greentic.telemetry.metrics import CONSUMER_LAG
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
 log = structlog.get_logger(__name__)
 
 CAS_ATTEMPTS = 20
+REPLY_PUBLISH_TIMEOUT_S = 10.0
 
 
 def reply_envelopes(inbound: Envelope, replies: list[Reply]) -> list[Envelope]:
@@ -84,11 +99,13 @@ class TurnApplier:
     (`versions`), flows and components alike, while the revision is kept."""
 
     def __init__(self, engine: FlowEngine, sessions: SessionStore, epoch: str,
-                 versions: PackVersions | None = None) -> None:
+                 versions: PackVersions | None = None, cache: SessionCache | None = None
+                 ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.epoch = epoch
         self.versions = versions
+        self.cache = cache if cache is not None else SessionCache(0)
         self.conflicts = 0
         self.redeliveries = 0
         self.pinned_turns = 0
@@ -117,11 +134,18 @@ class TurnApplier:
         return bool(seq) and session.routed_epoch == self.epoch and seq <= session.routed_seq
 
     async def apply(self, key: SessionKey, prepared: PreparedFlow, inbound: Envelope,
-                    seq: int, resolve: FlowResolver | None = None) -> list[Reply]:
-        """The turn's replies; the session holds its effect when this returns."""
+                    seq: int, resolve: FlowResolver | None = None, *, partition: int = 0,
+                    owns: Callable[[], bool] | None = None) -> list[Reply]:
+        """The turn's replies; the session holds its effect when this returns. `owns` says
+        whether this replica still owns the conversation's partition: checked before the
+        session is written (another owner may have taken over while the turn ran)."""
         for _attempt in range(CAS_ATTEMPTS):
-            found = await self.sessions.get(key)
+            cached = self.cache.get(key)
+            found = cached if cached is not None else await self.sessions.get(key)
             session, revision = found if found is not None else (Session(), None)
+            if cached is not None and self._applied(session, inbound, seq):
+                self.cache.forget(key)  # a redelivery: ask the store, not the memory
+                continue
             if self._applied(session, inbound, seq):
                 self.redeliveries += 1
                 if session.applied and session.applied[-1] == inbound.id:
@@ -142,31 +166,28 @@ class TurnApplier:
                 applied=[*session.applied, inbound.id][-APPLIED_KEPT:],
                 replies=msgspec.to_builtins(result.replies), created_ms=session.created_ms or now,
                 updated_ms=now, routed_seq=seq, routed_epoch=self.epoch)
+            if owns is not None and not owns():
+                raise RetryLater("the conversation's partition moved to another replica")
             try:
                 if revision is None:
-                    await self.sessions.create(key, updated)
+                    written = await self.sessions.create(key, updated)
                 else:
-                    await self.sessions.update(key, updated, revision)
+                    written = await self.sessions.update(key, updated, revision)
             except RevisionConflict:
                 self.conflicts += 1
+                self.cache.forget(key)
                 log.info("session written meanwhile; redoing the turn", key=key.path())
                 continue
+            self.cache.put(key, partition, updated, written)
             return result.replies
         raise RetryLater(f"session {key.path()} kept changing during {CAS_ATTEMPTS} attempts")
 
 
-class ExecutorService(HopService):
+class ExecutorService:
     name = "executor"
-    stage = "routed"
-    ack_sync = True  # the next message of the conversation may start once the ack is in
-    chain_conversations = False  # TurnOrder keeps each conversation in order, across processes
 
     def __init__(self, settings: Settings, secrets: SecretsProvider | None = None) -> None:
-        super().__init__(settings)
-        self.max_in_flight = settings.executor_max_in_flight
-        # a turn waiting for its conversation's head stays alive as long as it may wait
-        self.keepalive_limit_s = max(self.keepalive_limit_s,
-                                     _turn_give_up_s(settings) + settings.ack_wait_s)
+        self.settings = settings
         self.components = ComponentRegistry(ComponentHost(
             ComponentEngine.shared(settings.component_cache_dir, settings.wasm_fuel),
             MemoryStateStore(),
@@ -177,38 +198,71 @@ class ExecutorService(HopService):
         engine.operations.update(component_operations(self.components,
                                                       self.versions.pinned_components))
         self.registry = FlowRegistry(engine)
+        self.cache = SessionCache(settings.session_cache)
         self._follows: list[asyncio.Task] = []
         self._stores: Stores | None = None
-        self._order: TurnOrder | None = None
         self._applier: TurnApplier | None = None
+        self._leases: PartitionLeases | None = None
+        self._workers: dict[int, tuple[HopWorker, asyncio.Task[None]]] = {}
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._running: asyncio.Event | None = None
 
-    async def prepare(self) -> None:
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "start() first"
+        return self._js
+
+    async def start(self, nc: Client, js: JetStreamContext) -> None:
+        self._nc, self._js = nc, js
         # open the session backend first: a misconfigured one stops the service at start
-        self._stores = await open_stores(self.settings, self.js)
+        self._stores = await open_stores(self.settings, js)
         self.registry.engine.operations.update(state_operations(self._stores.state))
         self.components.host.state = self._stores.state  # components share the flows' store
-        routed = HOPS["routed"].stream
-        epoch = str((await self.js.stream_info(routed)).created or "")
+        epoch = str((await js.stream_info(HOPS["routed"].stream)).created or "")
         self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch,
-                                    self.versions)
-        self._order = TurnOrder(self.nc, self.js, routed, ack_wait_s=self.settings.ack_wait_s,
-                                give_up_s=_turn_give_up_s(self.settings))
-        await self._order.start()
-        kv = await self.js.key_value(FLOWS_BUCKET)
-        components_kv = await self.js.key_value(COMPONENT_INDEX_BUCKET)
-        objects = await self.js.object_store(COMPONENTS_OBJECT_STORE)
-        self.versions.attach(await self.js.key_value(PACK_VERSIONS_BUCKET), objects)
+                                    self.versions, self.cache)
+        kv = await js.key_value(FLOWS_BUCKET)
+        components_kv = await js.key_value(COMPONENT_INDEX_BUCKET)
+        objects = await js.object_store(COMPONENTS_OBJECT_STORE)
+        self.versions.attach(await js.key_value(PACK_VERSIONS_BUCKET), objects)
         self._follows = [asyncio.create_task(self.components.follow(components_kv, objects)),
                          asyncio.create_task(self.registry.follow(kv))]
         await self.components.loaded.wait()
         await self.registry.loaded.wait()
+        leases = await ensure_bucket(js, EXECUTOR_LEASES_BUCKET, self.settings.partition_lease_s,
+                                     replicas=self.settings.nats_replicas)
+        self._leases = PartitionLeases(leases, self.settings.partitions,
+                                       self.settings.partition_lease_s, self._own, self._disown)
+
+    async def run(self) -> None:
+        assert self._leases is not None
+        self._running = asyncio.Event()
+        lag = asyncio.create_task(self._report_lag())
+        try:
+            await self._leases.run()
+        finally:
+            lag.cancel()
+            self._running.set()
+
+    async def _report_lag(self) -> None:
+        """Each owned partition's consumer lag as a metric (what an autoscaler watches)."""
+        stream = HOPS["routed"].stream
+        while True:
+            for partition in list(self._workers):
+                consumer = partition_consumer(partition)
+                with contextlib.suppress(nats.errors.Error, TimeoutError):
+                    info = await self.js.consumer_info(stream, consumer)
+                    CONSUMER_LAG.set(info.num_pending or 0,
+                                     {"stream": stream, "consumer": consumer})
+            await asyncio.sleep(LAG_INTERVAL_S)
 
     async def stop(self) -> None:
-        if self._order is not None:
-            self._order.stopping = True
-        await super().stop()
-        if self._order is not None:
-            await self._order.stop()
+        """Hand every partition on once its turns are done, then stop."""
+        if self._leases is not None:
+            self._leases.stop()
+            if self._running is not None:
+                await self._running.wait()  # run() hands every partition on as it ends
         for task in self._follows:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,6 +271,33 @@ class ExecutorService(HopService):
         if self._stores is not None:
             await self._stores.close()
 
+    async def _own(self, partition: int) -> None:
+        """A partition is this replica's now: read it from a fresh consumer."""
+        await renew_partition_consumer(self.js, partition, ack_wait_s=self.settings.ack_wait_s,
+                                       max_deliver=self.settings.max_deliver)
+        assert self._leases is not None
+        leases = self._leases
+        hop = Hop("routed", HOPS["routed"].stream, partition_consumer(partition))
+        worker = HopWorker(self.js, hop, lambda msg: self.handle(partition, msg),
+                           max_deliver=self.settings.max_deliver, batch=self.settings.fetch_batch,
+                           ack_wait_s=self.settings.ack_wait_s,
+                           max_in_flight=self.settings.executor_max_in_flight,
+                           may_fetch=lambda: leases.holds(partition))
+        self._workers[partition] = (worker, asyncio.create_task(worker.run()))
+
+    async def _disown(self, partition: int) -> None:
+        """Finish the partition's turns in hand (a lost one's are refused), forget its sessions."""
+        found = self._workers.get(partition)
+        if found is not None:
+            worker, task = found
+            await worker.stop()
+            with contextlib.suppress(Exception):
+                await task
+            del self._workers[partition]
+        self.cache.drop_partition(partition)
+        CONSUMER_LAG.set(0, {"stream": HOPS["routed"].stream,
+                             "consumer": partition_consumer(partition)})
+
     def stats(self) -> dict[str, Any]:
         sessions = {"session_conflicts": self._applier.conflicts,
                     "redeliveries_recognised": self._applier.redeliveries,
@@ -224,44 +305,54 @@ class ExecutorService(HopService):
         versions = {"pinned_revision_loads": self.versions.loads,
                     "pinned_revisions_gone": self.versions.gone,
                     "pinned_revision_last_load_ms": round(self.versions.last_load_ms, 1)}
-        waits = {"turn_waits": self._order.waits} if self._order else {}
+        leases = {"member": self._leases.member, "partitions": sorted(self._workers),
+                  "partitions_taken": self._leases.takeovers,
+                  "partitions_handed_on": self._leases.handovers} if self._leases else {}
+        workers: dict[str, int] = {}
+        for worker, _ in self._workers.values():
+            for name, value in worker.stats().items():
+                workers[name] = workers.get(name, 0) + value
         return {"flows": len(self.registry), "components": len(self.components),
                 "component_refusals": self.components.refusals,
                 "session_backend": self.settings.session_backend,
-                **sessions, **versions, **waits, **super().stats()}
+                "session_cache": len(self.cache), "session_cache_hits": self.cache.hits,
+                **sessions, **versions, **leases, **workers}
 
-    async def on_acked(self, msg: Msg) -> None:
-        if self._order is not None:
-            await self._order.released(msg)
-
-    async def handle(self, msg: Msg) -> None:
+    async def handle(self, partition: int, msg: Msg) -> None:
         """Routed message → its turn applied to the session → replies published (acked by the
         worker after)."""
-        assert self._order is not None and self._applier is not None
+        assert self._applier is not None and self._leases is not None
+        leases = self._leases
+        if not leases.holds(partition):
+            raise RetryLater(f"partition {partition} is not this replica's any more")
+        started_ns = time.time_ns()
         inbound = read_envelope(msg.subject, msg.data)
         if inbound.flow is None:
             raise DeadLetter("routed message carries no flow")
+        key = SessionKey(inbound.ctx, inbound.channel, conversation_token(inbound.conversation))
+        if partition_of(key.ctx, key.channel, key.conversation,
+                        self.settings.partitions) != partition:
+            raise DeadLetter(f"conversation routed to partition {partition}, not its own")
         prepared = self.registry.get(inbound.ctx, inbound.flow)
         if prepared is None:
             raise RetryLater(f"flow {inbound.flow.pack}/{inbound.flow.flow} is not loaded "
                              f"for tenant {inbound.ctx.tenant!r}")
-        await self._order.wait_for_turn(msg)
-        key = SessionKey(inbound.ctx, inbound.channel, conversation_token(inbound.conversation))
         replies = await self._applier.apply(
             key, prepared, inbound, msg.metadata.sequence.stream,
-            self.registry.resolver(inbound.ctx, inbound.flow.pack))
-        for reply in reply_envelopes(inbound, replies):
-            await self.js.publish(message_subject("egress", reply.ctx, reply.channel),
-                                  encode_envelope(reply),
-                                  headers=h.envelope_headers(reply))
-        log.debug("turn done", msg_id=inbound.id, tenant=inbound.ctx.tenant,
-                  replies=len(replies))
+            self.registry.resolver(inbound.ctx, inbound.flow.pack), partition=partition,
+            owns=lambda: leases.holds(partition))
+        await self._publish(reply_envelopes(inbound, replies))
+        log.debug("turn done", msg_id=inbound.id, conversation=key.path(), partition=partition,
+                  replies=len(replies), started_ns=started_ns, ended_ns=time.time_ns())
 
-
-def _turn_give_up_s(settings: Settings) -> float:
-    """How long a conversation's head may stay pending before the next message runs anyway:
-    every delivery of the head timed out, plus slack."""
-    return settings.ack_wait_s * (settings.max_deliver + 2) + 30
+    async def _publish(self, replies: list[Envelope]) -> None:
+        """Every reply of a turn, in order on one connection, then all their acks at once."""
+        acks = [await self.js.publish_async(message_subject("egress", reply.ctx, reply.channel),
+                                            encode_envelope(reply),
+                                            headers=h.envelope_headers(reply))
+                for reply in replies]
+        if acks:
+            await asyncio.wait_for(asyncio.gather(*acks), REPLY_PUBLISH_TIMEOUT_S)
 
 
 __all__ = ["ExecutorService", "TurnApplier", "reply_envelopes", "resume_point"]

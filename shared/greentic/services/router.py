@@ -1,10 +1,11 @@
-"""router: binds each inbound message to its tenant's flow and passes it to the executors."""
+"""router: binds each inbound message to its tenant's flow and passes it to the executors, on
+the routed partition its conversation hashes to."""
 
 import msgspec
 from nats.aio.msg import Msg
 
 from greentic.bus import headers as h
-from greentic.bus.subjects import conversation_token, message_subject
+from greentic.bus.subjects import conversation_token, routed_subject
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter
@@ -33,6 +34,6 @@ class RouterService(HopService):
     async def handle(self, msg: Msg) -> None:
         routed = route(self.bundle, msg.subject, msg.data)
         headers = h.envelope_headers(routed)
-        subject = message_subject("routed", routed.ctx, routed.channel,
-                                  conversation_token(routed.conversation))
+        subject = routed_subject(routed.ctx, routed.channel,
+                                 conversation_token(routed.conversation), self.settings.partitions)
         await self.js.publish(subject, encode_envelope(routed), headers=headers)
