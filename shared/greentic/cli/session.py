@@ -13,7 +13,7 @@ from greentic.cli.state import default_nats_url
 from greentic.config.settings import Settings, load_settings
 from greentic.errors import ConfigError, StoreUnavailable, SubjectError
 from greentic.runner.stores import Stores, open_stores
-from greentic.session.model import parse_session_key, session_document
+from greentic.session.model import Session, SessionKey, parse_session_key, session_document
 
 
 def _settings() -> Settings:
@@ -95,17 +95,11 @@ def list_sessions(tenant: str | None, team: str | None, channel: str | None,
 @nats_option
 def show(key: str, nats_url: str) -> None:
     """Print one session (KEY = env.tenant.team.channel.conversation) as JSON."""
-    async def action(stores: Stores, _settings: Settings) -> int:
-        parsed = parse_session_key(key)
-        found = await stores.sessions.get(parsed)
-        if found is None:
-            click.echo(f"no session {key}", err=True)
-            return 1
+    async def action(stores: Stores, parsed: SessionKey, found: tuple[Session, int]) -> None:
         document = session_document(parsed, *found)
         click.echo(msgspec.json.format(msgspec.json.encode(document), indent=2).decode())
-        return 0
 
-    _run(nats_url, action)
+    _run_on_session(nats_url, key, action)
 
 
 @session.command()
@@ -113,13 +107,23 @@ def show(key: str, nats_url: str) -> None:
 @nats_option
 def delete(key: str, nats_url: str) -> None:
     """Forget one session: the conversation's next message starts its flow afresh."""
-    async def action(stores: Stores, _settings: Settings) -> int:
-        parsed = parse_session_key(key)
-        if await stores.sessions.get(parsed) is None:
-            click.echo(f"no session {key}", err=True)
-            return 1
+    async def action(stores: Stores, parsed: SessionKey, _found: tuple[Session, int]) -> None:
         await stores.sessions.delete(parsed)
         click.echo(f"deleted {key}")
+
+    _run_on_session(nats_url, key, action)
+
+
+def _run_on_session(nats_url: str, key: str, action: Callable[
+        [Stores, SessionKey, tuple[Session, int]], Awaitable[None]]) -> None:
+    """`action` on the session KEY names (exit 1 saying so when there is none)."""
+    async def on_session(stores: Stores, _settings: Settings) -> int:
+        parsed = parse_session_key(key)
+        found = await stores.sessions.get(parsed)
+        if found is None:
+            click.echo(f"no session {key}", err=True)
+            return 1
+        await action(stores, parsed, found)
         return 0
 
-    _run(nats_url, action)
+    _run(nats_url, on_session)

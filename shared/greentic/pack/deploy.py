@@ -15,6 +15,7 @@ from nats.js.kv import KeyValue
 from greentic.bus.subjects import PACK_DEPLOY_SUBJECT, validate_token
 from greentic.errors import GreenticError
 from greentic.pack.verify import PackContents
+from greentic.types.codec import json_codec
 
 log = structlog.get_logger(__name__)
 
@@ -91,12 +92,9 @@ def deployment_key(env: str, pack: str) -> str:
     return f"{validate_token('env', env)}.{validate_token('pack', pack)}"
 
 
-encode_deploy_request = msgspec.json.Encoder().encode
-decode_deploy_request = msgspec.json.Decoder(DeployRequest).decode
-encode_deploy_reply = msgspec.json.Encoder().encode
-decode_deploy_reply = msgspec.json.Decoder(DeployReply).decode
-encode_deployment = msgspec.json.Encoder().encode
-decode_deployment = msgspec.json.Decoder(Deployment).decode
+encode_deploy_request, decode_deploy_request = json_codec(DeployRequest)
+encode_deploy_reply, decode_deploy_reply = json_codec(DeployReply)
+encode_deployment, decode_deployment = json_codec(Deployment)
 
 
 class DeploymentStore:

@@ -10,6 +10,7 @@ revision and index entry deletes nothing.
 
 import datetime
 import re
+from dataclasses import dataclass
 
 import msgspec
 import nats.errors
@@ -107,24 +108,24 @@ async def delete_unnamed(js: JetStreamContext, versions: KeyValue, index: KeyVal
     return deleted
 
 
+@dataclass
 class UnnamedBytesCollector:
     """pack-loader's collection rounds: once after start (for a leader that stopped in between)
     until one succeeds, and after every sync that purged revisions."""
 
-    def __init__(self, js: JetStreamContext, versions: KeyValue, index: KeyValue,
-                 objects: ObjectStore) -> None:
-        self._js = js
-        self._versions = versions
-        self._index = index
-        self._objects = objects
-        self.due = True  # look for unnamed component bytes after the next sync
-        self.deleted = 0
+    js: JetStreamContext
+    versions: KeyValue
+    index: KeyValue
+    objects: ObjectStore
+    due: bool = True
+    """Look for unnamed component bytes after the next sync."""
+    deleted: int = 0
 
     async def collect(self, keep: set[str]) -> list[str]:
         """Delete the component bytes nothing names (but `keep`); returns their digests. A bus
         failure is logged and deletes nothing (the next purge retries)."""
         try:
-            deleted = await delete_unnamed(self._js, self._versions, self._index, self._objects,
+            deleted = await delete_unnamed(self.js, self.versions, self.index, self.objects,
                                            keep=keep, grace_s=GRACE_S)
         except (nats.errors.Error, TimeoutError) as exc:
             log.warning("looking for unnamed component bytes failed; next purge retries",

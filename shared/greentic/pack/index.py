@@ -6,6 +6,7 @@ import hashlib
 import msgspec
 
 from greentic.bus.subjects import token_key
+from greentic.types.codec import json_codec
 from greentic.types.component import ComponentManifest
 
 
@@ -90,11 +91,7 @@ def pack_history_key(env: str, tenant: str, pack: str) -> str:
 
 
 # the documents as JSON (readable with `nats kv get`), and back
-encode_flow_document = msgspec.json.Encoder().encode
-decode_flow_document = msgspec.json.Decoder(FlowDocument).decode
-encode_component_document = msgspec.json.Encoder().encode
-decode_component_document = msgspec.json.Decoder(ComponentDocument).decode
-encode_pack_version = msgspec.json.Encoder().encode
-decode_pack_version = msgspec.json.Decoder(PackVersionDocument).decode
-encode_pack_history = msgspec.json.Encoder().encode
-decode_pack_history = msgspec.json.Decoder(PackHistory).decode
+encode_flow_document, decode_flow_document = json_codec(FlowDocument)
+encode_component_document, decode_component_document = json_codec(ComponentDocument)
+encode_pack_version, decode_pack_version = json_codec(PackVersionDocument)
+encode_pack_history, decode_pack_history = json_codec(PackHistory)

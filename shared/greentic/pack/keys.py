@@ -4,12 +4,16 @@ import base64
 import binascii
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
 from greentic.errors import PackError
+
+Key = TypeVar("Key", SigningKey, VerifyKey)
 
 PUBLIC_PREFIX = "ed25519:"
 PRIVATE_PREFIX = "ed25519-private:"
@@ -28,15 +32,24 @@ def _key_bytes(encoded: str) -> bytes:
     return raw
 
 
+def _decode_key(kind: Callable[[bytes], Key], text: str, prefix: str, *, refused: str,
+                invalid: str) -> Key:
+    """`kind` made from `<prefix><base64 of 32 bytes>`; PackError(refused) for another shape,
+    PackError(invalid: why) for bytes that are no such key."""
+    if not text.startswith(prefix):
+        raise PackError(refused)
+    try:
+        return kind(_key_bytes(text[len(prefix):]))
+    except (binascii.Error, ValueError, CryptoError) as exc:
+        raise PackError(f"{invalid}: {exc}") from None
+
+
 def parse_public_key(text: str) -> VerifyKey:
     """A public key from its `ed25519:<base64>` form; PackError says what is wrong."""
     text = text.strip()
-    if not text.startswith(PUBLIC_PREFIX):
-        raise PackError(f"public key {text[:20]!r}… must look like 'ed25519:<base64>'")
-    try:
-        return VerifyKey(_key_bytes(text[len(PUBLIC_PREFIX):]))
-    except (binascii.Error, ValueError, CryptoError) as exc:
-        raise PackError(f"public key {text!r} is not an Ed25519 key: {exc}") from None
+    return _decode_key(VerifyKey, text, PUBLIC_PREFIX,
+                       refused=f"public key {text[:20]!r}… must look like 'ed25519:<base64>'",
+                       invalid=f"public key {text!r} is not an Ed25519 key")
 
 
 def parse_trusted_keys(text: str) -> frozenset[str]:
@@ -71,9 +84,6 @@ def read_signing_key(path: str | Path) -> SigningKey:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PackError(f"private key {path} is readable by others (mode "
                         f"{stat.S_IMODE(mode):04o}); run: chmod 600 {path}")
-    if not text.startswith(PRIVATE_PREFIX):
-        raise PackError(f"{path} is not a greentic private key ('{PRIVATE_PREFIX}<base64>')")
-    try:
-        return SigningKey(_key_bytes(text[len(PRIVATE_PREFIX):]))
-    except (binascii.Error, ValueError, CryptoError) as exc:
-        raise PackError(f"{path}: not an Ed25519 private key: {exc}") from None
+    return _decode_key(SigningKey, text, PRIVATE_PREFIX,
+                       refused=f"{path} is not a greentic private key ('{PRIVATE_PREFIX}<base64>')",
+                       invalid=f"{path}: not an Ed25519 private key")

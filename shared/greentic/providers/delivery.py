@@ -8,6 +8,7 @@ idempotency key to close that gap.)
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -68,6 +69,13 @@ def _retry_after(response: aiohttp.ClientResponse, body: Any) -> float | None:
         if isinstance(seconds, int | float):
             return float(seconds)
     return None
+
+
+@dataclass
+class HttpSender:
+    """A provider's egress over its HTTP API, on the one client session egress shares."""
+
+    http: aiohttp.ClientSession
 
 
 async def post_json(http: aiohttp.ClientSession, url: str, payload: dict[str, Any], *,

@@ -13,14 +13,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-import aiohttp
 import msgspec
 from aiohttp import web
 
 from greentic.errors import DeadLetter, RetryLater
 from greentic.hosting.web import decode_json
 from greentic.providers.channel import ChannelInstance
-from greentic.providers.delivery import post_json
+from greentic.providers.delivery import HttpSender, post_json
 from greentic.providers.webhooks import (
     InboundEvent,
     json_list,
@@ -116,9 +115,7 @@ def blocks(envelope: Envelope) -> list[dict[str, Any]]:
                 for index, b in enumerate(envelope.buttons)]}]
 
 
-class SlackSender:
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
+class SlackSender(HttpSender):
 
     async def send(self, envelope: Envelope, channel: ChannelInstance) -> None:
         payload: dict[str, Any] = {"channel": envelope.reply_target or envelope.conversation,

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from greentic.errors import DeadLetter, RetryLater
 from greentic.providers.channel import ChannelInstance
-from greentic.providers.delivery import post_json
+from greentic.providers.delivery import HttpSender, post_json
 from greentic.providers.webhooks import InboundEvent, decode_json_body, json_object
 from greentic.types.envelope import Envelope
 
@@ -97,10 +97,11 @@ def hero_card(envelope: Envelope) -> dict[str, Any]:
                     for b in envelope.buttons]}}
 
 
-class TeamsSender:
+class TeamsSender(HttpSender):
     def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
+        super().__init__(http)
         self._tokens: dict[str, tuple[float, str]] = {}
+        """Bot Framework access tokens by app id, with their expiry."""
 
     async def _token(self, channel: ChannelInstance) -> str:
         app_id = channel.secret("app_id")

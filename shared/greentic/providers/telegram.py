@@ -9,12 +9,11 @@ Egress sends `sendMessage` with buttons as an inline keyboard.
 
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from greentic.errors import DeadLetter
 from greentic.providers.channel import ChannelInstance
-from greentic.providers.delivery import post_json
+from greentic.providers.delivery import HttpSender, post_json
 from greentic.providers.webhooks import (
     InboundEvent,
     decode_json_body,
@@ -24,7 +23,6 @@ from greentic.providers.webhooks import (
 from greentic.types.envelope import Envelope
 
 KIND = "telegram"
-API_BASE = "https://api.telegram.org"
 
 
 class TelegramWebhook:
@@ -79,9 +77,10 @@ def _event(update: dict[str, Any]) -> InboundEvent | None:
     return None  # other update kinds (joins, polls…) are not conversation input
 
 
-class TelegramSender:
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
+API_BASE = "https://api.telegram.org"
+
+
+class TelegramSender(HttpSender):
 
     async def send(self, envelope: Envelope, channel: ChannelInstance) -> None:
         payload: dict[str, Any] = {"chat_id": envelope.reply_target or envelope.conversation,

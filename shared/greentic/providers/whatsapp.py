@@ -11,11 +11,10 @@ import hashlib
 import hmac
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from greentic.providers.channel import ChannelInstance
-from greentic.providers.delivery import post_json
+from greentic.providers.delivery import HttpSender, post_json
 from greentic.providers.webhooks import (
     InboundEvent,
     decode_json_body,
@@ -26,7 +25,11 @@ from greentic.providers.webhooks import (
 from greentic.types.envelope import Envelope
 
 KIND = "whatsapp"
-API_BASE = "https://graph.facebook.com/v21.0"
+
+
+def signature(app_secret: str, body: bytes) -> str:
+    """What Meta sends in `X-Hub-Signature-256` for `body`: HMAC-SHA256 with the app secret."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 class WhatsAppWebhook:
@@ -36,9 +39,8 @@ class WhatsAppWebhook:
                       ) -> tuple[web.StreamResponse | None, list[InboundEvent]]:
         if request.method == "GET":
             return self._verify_subscription(request, channel), []
-        expected = "sha256=" + hmac.new(channel.secret("app_secret").encode(), body,
-                                        hashlib.sha256).hexdigest()
-        if not secret_matches(request.headers.get("X-Hub-Signature-256", ""), expected):
+        if not secret_matches(request.headers.get("X-Hub-Signature-256", ""),
+                              signature(channel.secret("app_secret"), body)):
             raise web.HTTPUnauthorized(text="bad X-Hub-Signature-256")
         return None, parse_body(body)
 
@@ -112,9 +114,10 @@ def message_body(envelope: Envelope) -> dict[str, Any]:
         "action": {"button": "Choose", "sections": [{"title": "Options", "rows": rows}]}}}
 
 
-class WhatsAppSender:
-    def __init__(self, http: aiohttp.ClientSession) -> None:
-        self.http = http
+API_BASE = "https://graph.facebook.com/v21.0"
+
+
+class WhatsAppSender(HttpSender):
 
     async def send(self, envelope: Envelope, channel: ChannelInstance) -> None:
         base = channel.setting("api_base", API_BASE).rstrip("/")
