@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
@@ -184,7 +185,7 @@ async def ensure_consumer(js: JetStreamContext, hop: Hop, *, ack_wait_s: float,
 
 
 async def renew_partition_consumer(js: JetStreamContext, partition: int, *, ack_wait_s: float,
-                                   max_deliver: int) -> None:
+                                   max_deliver: int) -> ConsumerInfo:
     """Make the consumer of a partition afresh, for its new owner: on the work queue it
     delivers at once, oldest first, every message not acked yet — also those a dead owner
     held, which the old consumer would have handed on only after ack_wait."""
@@ -192,7 +193,7 @@ async def renew_partition_consumer(js: JetStreamContext, partition: int, *, ack_
     await _drop_shared_executor_consumer(js)
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(stream, name)
-    await js.add_consumer(stream, ConsumerConfig(
+    return await js.add_consumer(stream, ConsumerConfig(
         durable_name=name, filter_subject=partition_filter(partition),
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait_s,
         max_deliver=max_deliver, max_ack_pending=1024))

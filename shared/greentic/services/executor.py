@@ -273,8 +273,11 @@ class ExecutorService:
 
     async def _own(self, partition: int) -> None:
         """A partition is this replica's now: read it from a fresh consumer."""
-        await renew_partition_consumer(self.js, partition, ack_wait_s=self.settings.ack_wait_s,
-                                       max_deliver=self.settings.max_deliver)
+        consumer = await renew_partition_consumer(
+            self.js, partition, ack_wait_s=self.settings.ack_wait_s,
+            max_deliver=self.settings.max_deliver)
+        CONSUMER_LAG.set(consumer.num_pending or 0, {"stream": HOPS["routed"].stream,
+                                                      "consumer": partition_consumer(partition)})
         assert self._leases is not None
         leases = self._leases
         hop = Hop("routed", HOPS["routed"].stream, partition_consumer(partition))
