@@ -20,7 +20,7 @@ $(BIN)/python:
 # pip prints every version it installs ("Successfully installed ..."); `pip check` proves the
 # locked set is consistent. The locked build tools come first, so the two sdists of the lock
 # and the project itself are built by them (no build isolation fetching an unpinned setuptools).
-$(STAMP): $(BIN)/python $(LOCK) requirements/build.txt pyproject.toml setup.py
+$(STAMP): $(BIN)/python uv.lock $(LOCK) requirements/build.txt pyproject.toml setup.py
 	$(BIN)/pip install $(PIP_INSTALL) --require-hashes -r requirements/build.txt
 	$(BIN)/pip install $(PIP_INSTALL) --require-hashes --no-build-isolation -r $(LOCK)
 	$(BIN)/pip install $(PIP_INSTALL) --quiet --no-deps --no-build-isolation -e .
@@ -75,13 +75,13 @@ chaos: $(STAMP)
 	GREENTIC_CHAOS_FULL=1 $(BIN)/pytest -s tests/integration/test_faults.py
 	$(BIN)/python -m tests.integration.reliability_report
 
-# The lock files, written by a pinned uv (requirements/uv.txt, hash-checked) into its own venv.
+# The lock: uv.lock (uv's project lock, the one source of truth), exported for pip into
+# requirements/*.txt; written by a pinned uv (requirements/uv.txt, hash-checked) in its own venv.
 # `make lock` keeps every pin that pyproject still allows (run it after editing pyproject);
 # `make lock-upgrade` moves every pin to the newest allowed version.
 UV_VENV := .greentic/tools/uv
 UV := $(UV_VENV)/bin/uv
-UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	--custom-compile-command 'make lock'
+UV_EXPORT = $(UV) export --quiet --frozen --no-emit-project --format requirements-txt
 
 $(UV): requirements/uv.txt
 	$(PYTHON) -m venv $(UV_VENV)
@@ -89,10 +89,12 @@ $(UV): requirements/uv.txt
 	touch $(UV)
 
 lock: $(UV)
-	$(UV_COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev -o $(LOCK)
-	$(UV_COMPILE) pyproject.toml requirements/build.in -c $(LOCK) -o $(RUNTIME_LOCK)
-	$(UV_COMPILE) requirements/build.in -c $(LOCK) -o requirements/build.txt
-	$(UV_COMPILE) $(UPGRADE) requirements/uv.in -o requirements/uv.txt
+	$(UV) lock --quiet $(UPGRADE)
+	$(UV_EXPORT) --all-extras --all-groups -o $(LOCK)
+	$(UV_EXPORT) --group build -o $(RUNTIME_LOCK)
+	$(UV_EXPORT) --only-group build -o requirements/build.txt
+	$(UV) pip compile --quiet --generate-hashes $(UPGRADE) --custom-compile-command 'make lock' \
+	  requirements/uv.in -o requirements/uv.txt
 
 lock-upgrade:
 	$(MAKE) lock UPGRADE=--upgrade

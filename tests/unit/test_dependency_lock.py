@@ -1,4 +1,5 @@
-"""The lock files agree with pyproject.toml, and this environment holds exactly the lock."""
+"""The lock (uv.lock and its exports for pip in requirements/) agrees with pyproject.toml, and
+this environment holds exactly the lock."""
 
 import re
 import tomllib
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.markers import Marker, default_environment
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,13 +31,15 @@ def locked(name: str) -> dict[str, list[tuple[str, str | None, int]]]:
     return {name: [tuple(pin) for pin in entries] for name, entries in pins.items()}
 
 
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
 def requirements_of_pyproject(extras: bool) -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = list(project["dependencies"])
+    """The runtime dependencies, the build group, and with `extras` every extra."""
+    project = PYPROJECT["project"]
+    lines = [*project["dependencies"], *PYPROJECT["dependency-groups"]["build"]]
     if extras:
         lines += [line for group in project["optional-dependencies"].values() for line in group]
-    lines += [line.strip() for line in (REQUIREMENTS / "build.in").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
     return [Requirement(line) for line in lines]
 
 
@@ -82,6 +86,27 @@ def test_the_image_and_build_sets_use_the_versions_of_the_full_lock(subset: str)
     full = locked("lock.txt")
     for name, entries in locked(subset).items():
         assert {(v, m) for v, m, _ in entries} <= {(v, m) for v, m, _ in full[name]}, name
+
+
+def test_the_pip_files_are_exactly_what_uv_lock_resolved() -> None:
+    """requirements/*.txt are exported from uv.lock (`make lock`): same packages, versions."""
+    packages = tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+    resolved = {(canonicalize_name(p["name"]), p["version"]) for p in packages
+                if p["name"] != PYPROJECT["project"]["name"]}
+    exported = {(name, version) for name, entries in locked("lock.txt").items()
+                for version, _, _ in entries}
+    assert exported == resolved, "run `make lock`"
+
+
+def test_uv_lock_was_made_from_this_pyproject() -> None:
+    """uv.lock records the requirements it resolved; a pyproject edit since needs `make lock`."""
+    project = next(p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+                   if p["name"] == PYPROJECT["project"]["name"])["metadata"]
+    recorded = {(canonicalize_name(r["name"]), str(SpecifierSet(r.get("specifier", ""))))
+                for r in [*project["requires-dist"], *project["requires-dev"]["build"]]}
+    declared = {(canonicalize_name(r.name), str(r.specifier))
+                for r in requirements_of_pyproject(extras=True)}
+    assert declared == recorded, "pyproject.toml changed since uv.lock was written: `make lock`"
 
 
 def test_this_environment_holds_exactly_the_locked_versions() -> None:
