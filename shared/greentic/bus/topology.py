@@ -190,7 +190,6 @@ async def renew_partition_consumer(js: JetStreamContext, partition: int, *, ack_
     delivers at once, oldest first, every message not acked yet — also those a dead owner
     held, which the old consumer would have handed on only after ack_wait."""
     stream, name = HOPS["routed"].stream, partition_consumer(partition)
-    await _drop_shared_executor_consumer(js)
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(stream, name)
     return await js.add_consumer(stream, ConsumerConfig(
@@ -199,9 +198,10 @@ async def renew_partition_consumer(js: JetStreamContext, partition: int, *, ack_
         max_deliver=max_deliver, max_ack_pending=1024))
 
 
-async def _drop_shared_executor_consumer(js: JetStreamContext) -> None:
+async def drop_shared_executor_consumer(js: JetStreamContext) -> None:
     """Before partitions, every executor read GREENTIC_ROUTED through one consumer covering all
-    of it, which a work queue does not let overlap with a partition's: remove it once drained."""
+    of it, which a work queue does not let overlap with a partition's: remove it once drained
+    (an executor calls this at start, and refuses to start while it still holds messages)."""
     stream, name = HOPS["routed"].stream, HOPS["routed"].consumer
     try:
         info = await js.consumer_info(stream, name)

@@ -1,6 +1,7 @@
 """The shape shared by router, executor and egress: one hop's consumer, one handler."""
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import nats.errors
@@ -9,7 +10,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from greentic.bus.subjects import Stage, conversation_token, parse_message_subject
-from greentic.bus.topology import HOPS, ensure_consumer
+from greentic.bus.topology import HOPS, Hop, ensure_consumer
 from greentic.bus.worker import HopWorker
 from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, EnvelopeError, SubjectError
@@ -17,6 +18,23 @@ from greentic.telemetry.metrics import CONSUMER_LAG
 from greentic.types.envelope import Envelope, decode_envelope
 
 LAG_INTERVAL_S = 5.0
+
+
+async def report_lag(js: JetStreamContext, hops: Callable[[], list[Hop]]) -> None:
+    """The consumer lag of each of `hops()` (asked anew every round) as a metric — what an
+    autoscaler watches — every LAG_INTERVAL_S, until cancelled."""
+    while True:
+        for hop in hops():
+            try:
+                info = await js.consumer_info(hop.stream, hop.consumer)
+            except (nats.errors.Error, TimeoutError):
+                continue  # reported again on the next round
+            set_lag(hop, info.num_pending or 0)
+        await asyncio.sleep(LAG_INTERVAL_S)
+
+
+def set_lag(hop: Hop, pending: int) -> None:
+    CONSUMER_LAG.set(pending, {"stream": hop.stream, "consumer": hop.consumer})
 
 
 def read_envelope(subject: str, data: bytes) -> Envelope:
@@ -75,23 +93,11 @@ class HopService:
 
     async def run(self) -> None:
         assert self._worker is not None
-        lag = asyncio.create_task(self._report_lag())
+        lag = asyncio.create_task(report_lag(self.js, lambda: [HOPS[self.stage]]))
         try:
             await self._worker.run()
         finally:
             lag.cancel()
-
-    async def _report_lag(self) -> None:
-        """The hop's consumer lag as a metric (what an autoscaler watches), every 5 s."""
-        hop = HOPS[self.stage]
-        labels = {"stream": hop.stream, "consumer": hop.consumer}
-        while True:
-            try:
-                info = await self.js.consumer_info(hop.stream, hop.consumer)
-                CONSUMER_LAG.set(info.num_pending or 0, labels)
-            except (nats.errors.Error, TimeoutError):
-                pass  # reported again on the next round
-            await asyncio.sleep(LAG_INTERVAL_S)
 
     async def stop(self) -> None:
         if self._worker is not None:

@@ -13,34 +13,32 @@ class SessionCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[str, tuple[int, Session, int]] = OrderedDict()
+        self._entries: OrderedDict[SessionKey, tuple[int, Session, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: SessionKey) -> tuple[Session, int] | None:
         """The session and its revision as this replica last wrote it, or None."""
-        found = self._entries.get(key.path())
+        found = self._entries.get(key)
         if found is None:
-            self.misses += 1
             return None
-        self._entries.move_to_end(key.path())
+        self._entries.move_to_end(key)
         self.hits += 1
         return found[1], found[2]
 
     def put(self, key: SessionKey, partition: int, session: Session, revision: int) -> None:
         if self.size == 0:
             return
-        self._entries[key.path()] = (partition, session, revision)
-        self._entries.move_to_end(key.path())
+        self._entries[key] = (partition, session, revision)
+        self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
     def forget(self, key: SessionKey) -> None:
-        self._entries.pop(key.path(), None)
+        self._entries.pop(key, None)
 
     def drop_partition(self, partition: int) -> None:
         """Everything of a partition this replica no longer owns."""
-        for path in [p for p, (owner, _, _) in self._entries.items() if owner == partition]:
-            del self._entries[path]
+        for key in [k for k, (owner, _, _) in self._entries.items() if owner == partition]:
+            del self._entries[key]

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -31,6 +30,7 @@ from greentic.bus.topology import (
     HOPS,
     PACK_VERSIONS_BUCKET,
     Hop,
+    drop_shared_executor_consumer,
     ensure_bucket,
     partition_consumer,
     renew_partition_consumer,
@@ -41,7 +41,7 @@ from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
 from greentic.flow.turn import FlowResolver
-from greentic.hosting.hop import LAG_INTERVAL_S, read_envelope
+from greentic.hosting.hop import read_envelope, report_lag, set_lag
 from greentic.runner.components import ComponentRegistry, component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
@@ -53,7 +53,6 @@ from greentic.secrets import SecretsProvider, secrets_from_settings
 from greentic.session.model import APPLIED_KEPT, Session, SessionKey
 from greentic.session.store import SessionStore
 from greentic.state import MemoryStateStore
-from greentic.telemetry.metrics import CONSUMER_LAG
 from greentic.types.envelope import Envelope, encode_envelope
 from greentic.types.ids import derive_id
 
@@ -219,6 +218,7 @@ class ExecutorService:
         self._stores = await open_stores(self.settings, js)
         self.registry.engine.operations.update(state_operations(self._stores.state))
         self.components.host.state = self._stores.state  # components share the flows' store
+        await drop_shared_executor_consumer(js)
         epoch = str((await js.stream_info(HOPS["routed"].stream)).created or "")
         self._applier = TurnApplier(self.registry.engine, self._stores.sessions, epoch,
                                     self.versions, self.cache)
@@ -238,24 +238,13 @@ class ExecutorService:
     async def run(self) -> None:
         assert self._leases is not None
         self._running = asyncio.Event()
-        lag = asyncio.create_task(self._report_lag())
+        lag = asyncio.create_task(report_lag(self.js, lambda: [
+            partition_hop(partition) for partition in self._workers]))
         try:
             await self._leases.run()
         finally:
             lag.cancel()
             self._running.set()
-
-    async def _report_lag(self) -> None:
-        """Each owned partition's consumer lag as a metric (what an autoscaler watches)."""
-        stream = HOPS["routed"].stream
-        while True:
-            for partition in list(self._workers):
-                consumer = partition_consumer(partition)
-                with contextlib.suppress(nats.errors.Error, TimeoutError):
-                    info = await self.js.consumer_info(stream, consumer)
-                    CONSUMER_LAG.set(info.num_pending or 0,
-                                     {"stream": stream, "consumer": consumer})
-            await asyncio.sleep(LAG_INTERVAL_S)
 
     async def stop(self) -> None:
         """Hand every partition on once its turns are done, then stop."""
@@ -276,11 +265,10 @@ class ExecutorService:
         consumer = await renew_partition_consumer(
             self.js, partition, ack_wait_s=self.settings.ack_wait_s,
             max_deliver=self.settings.max_deliver)
-        CONSUMER_LAG.set(consumer.num_pending or 0, {"stream": HOPS["routed"].stream,
-                                                      "consumer": partition_consumer(partition)})
+        hop = partition_hop(partition)
+        set_lag(hop, consumer.num_pending or 0)
         assert self._leases is not None
         leases = self._leases
-        hop = Hop("routed", HOPS["routed"].stream, partition_consumer(partition))
         worker = HopWorker(self.js, hop, lambda msg: self.handle(partition, msg),
                            max_deliver=self.settings.max_deliver, batch=self.settings.fetch_batch,
                            ack_wait_s=self.settings.ack_wait_s,
@@ -298,8 +286,7 @@ class ExecutorService:
                 await task
             del self._workers[partition]
         self.cache.drop_partition(partition)
-        CONSUMER_LAG.set(0, {"stream": HOPS["routed"].stream,
-                             "consumer": partition_consumer(partition)})
+        set_lag(partition_hop(partition), 0)
 
     def stats(self) -> dict[str, Any]:
         sessions = {"session_conflicts": self._applier.conflicts,
@@ -356,6 +343,11 @@ class ExecutorService:
                 for reply in replies]
         if acks:
             await asyncio.wait_for(asyncio.gather(*acks), REPLY_PUBLISH_TIMEOUT_S)
+
+
+def partition_hop(partition: int) -> Hop:
+    """The routed hop as one partition's owner reads it."""
+    return Hop("routed", HOPS["routed"].stream, partition_consumer(partition))
 
 
 __all__ = ["ExecutorService", "TurnApplier", "reply_envelopes", "resume_point"]
