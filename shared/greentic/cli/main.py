@@ -5,6 +5,7 @@ import importlib
 import click
 
 from greentic.cli.bench import bench
+from greentic.cli.compat import compat
 from greentic.cli.component import component
 from greentic.cli.flow import flow
 from greentic.cli.pack import pack
@@ -38,5 +39,6 @@ cli.add_command(tap)
 cli.add_command(nats_permissions)
 cli.add_command(session)
 cli.add_command(component)
+cli.add_command(compat)
 cli.add_command(bench)
 cli.add_command(pack)
