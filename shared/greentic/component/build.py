@@ -147,14 +147,10 @@ def describe(data: bytes, name: str = "component") -> dict[str, Any]:
     except ComponentLoadError as exc:
         info["refused"] = str(exc)
         return info
-    tenant = TenantCtx("dev", "describe", "describe")
     try:
-        if world == "node":
-            descriptor = host.call_sync(loaded, tenant, "describe",
-                                        lambda live: live.funcs["describe"](live.store))
-            info["name"] = descriptor.name
-            info["version"] = descriptor.version
-            info["operations"] = [op.name for op in descriptor.ops]
+        if loaded.node is not None:
+            info["node"] = loaded.node.version
+            info.update(host.describe_node(loaded))
     finally:
         host.close()
     return info

@@ -18,25 +18,25 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
-from urllib.request import urlopen
+from urllib.request import HTTPRedirectHandler, Request, build_opener, urlopen
 
-import cbor2
 import structlog
 import wasmtime
 from wasmtime.component import Component, Instance, Linker
 
 from greentic.component.engine import ComponentEngine, sha256
 from greentic.component.fair import FairSlots
+from greentic.component.node import NodeAdapter, NodeCall, node_adapter
 from greentic.errors import ComponentError, ComponentLoadError, ConfigError, GreenticError
 from greentic.interfaces.host_imports import DEFINERS, HostDenied, define_host_imports
-from greentic.interfaces.values import field as wit_field
 from greentic.interfaces.values import record
 from greentic.interfaces.wit import (
     ALWAYS_GRANTED,
     HOST_IMPORTS,
     MCP_EXPORT,
-    NODE_EXPORT,
+    NODE_EXPORTS,
     SEED_EXPORT,
     TYPE_ONLY_IMPORTS,
     WASI_PREFIXES,
@@ -78,8 +78,8 @@ def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def detect_world(exports: set[str]) -> World | None:
-    """Which world a component exports (seed, node or mcp)."""
-    if NODE_EXPORT in exports:
+    """Which world a component exports (seed, node — 0.6.0 or 0.5.0 — or mcp)."""
+    if any(export in exports for export in NODE_EXPORTS):
         return "node"
     if MCP_EXPORT in exports:
         return "mcp"
@@ -139,6 +139,8 @@ class LoadedComponent:
     size: int
     host_calls: bool = True
     """False when the component imports no host interface: calls skip setting up services."""
+    node: NodeAdapter | None = None
+    """The node world's adapter (0.6.0 or 0.5.0), chosen from the exports at load."""
     _pool: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -212,25 +214,69 @@ class CallServices:
         except ConfigError as exc:  # a name the provider cannot scope to this tenant
             raise HostDenied("permission-denied", str(exc)) from None
 
-    def log(self, level: str, message: str) -> None:
+    def log(self, level: str, message: str, fields: dict[str, str] | None = None) -> None:
         self.log_lines += 1
         if self.log_lines > GUEST_LOG_LINES_PER_CALL:
             return
         method = getattr(log, "warning" if level == "warn" else level, log.info)
-        method(message[:2000], component=self.loaded.id, tenant=self.tenant.tenant,
+        method(message[:2000], **{f"guest_{k}": v for k, v in (fields or {}).items()},
+               component=self.loaded.id, tenant=self.tenant.tenant,
                conversation=self.conversation, source="guest")
 
-    def http_get(self, url: str) -> tuple[int, str]:
+    def check_http_url(self, url: str) -> None:
+        """HostDenied unless `url` is http(s) to a host in the manifest's `http_hosts`."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or \
                 parts.hostname not in self.loaded.manifest.capabilities.http_hosts:
             raise HostDenied("permission-denied",
                              f"host {parts.hostname!r} is not in the manifest's http_hosts")
+
+    def http_get(self, url: str) -> tuple[int, str]:
+        self.check_http_url(url)
         try:
             with urlopen(url, timeout=self.timeout_s) as response:  # scheme checked above
                 return response.status, response.read(HTTP_MAX_BYTES).decode("utf-8", "replace")
         except OSError as exc:
             raise GreenticError(f"GET {url} failed: {exc}") from None
+
+    def http_send(self, method: str, url: str, headers: list[tuple[str, str]],
+                  body: bytes | None, timeout_ms: int | None, follow_redirects: bool
+                  ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Greentic's http-client `send`: policy-checked (every redirect hop too), bounded by
+        the call's host timeout, at most HTTP_MAX_BYTES of body; 4xx/5xx are answers."""
+        self.check_http_url(url)
+        timeout = self.timeout_s if not timeout_ms else min(self.timeout_s, timeout_ms / 1000)
+        request = Request(url, data=body, method=method.upper() or "GET")
+        for name, value in headers:
+            request.add_header(name, value)
+        opener = build_opener(_CheckedRedirects(self) if follow_redirects else _NoRedirects())
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                return (response.status, list(response.headers.items()),
+                        response.read(HTTP_MAX_BYTES))
+        except HTTPError as exc:  # an HTTP answer (or an unfollowed redirect), not a failure
+            with exc:
+                return exc.code, list(exc.headers.items()), exc.read(HTTP_MAX_BYTES)
+        except TimeoutError:
+            raise HostDenied("timeout", f"{method} {url} took longer than {timeout:g} s"
+                             ) from None
+        except OSError as exc:
+            raise GreenticError(f"{method} {url} failed: {exc}") from None
+
+
+class _NoRedirects(HTTPRedirectHandler):
+    def redirect_request(self, *_args: Any) -> None:
+        return None  # the 3xx is handed to the guest as it is
+
+
+class _CheckedRedirects(HTTPRedirectHandler):
+    def __init__(self, services: CallServices) -> None:
+        self.services = services
+
+    def redirect_request(self, request: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> Any:
+        self.services.check_http_url(newurl)
+        return super().redirect_request(request, fp, code, msg, headers, newurl)
 
 
 class ComponentHost:
@@ -258,10 +304,11 @@ class ComponentHost:
         engine = self.engine.engine
         component_type = component.type
         imports = list(component_type.imports(engine))
-        world = detect_world(set(component_type.exports(engine)))
+        exports = set(component_type.exports(engine))
+        world = detect_world(exports)
         if world is None:
             raise ComponentLoadError(manifest.id, "exports neither the seed world (execute), "
-                                     f"{NODE_EXPORT} nor {MCP_EXPORT}")
+                                     f"{' / '.join(NODE_EXPORTS)} nor {MCP_EXPORT}")
         if world != manifest.world:
             raise ComponentLoadError(manifest.id, f"exports the {world} world but its manifest "
                                      f"says {manifest.world}")
@@ -271,7 +318,8 @@ class ComponentHost:
             linker.add_wasip2()
         define_host_imports(linker, {n for n in linked if n in DEFINERS}, _current_services)
         return LoadedComponent(manifest, digest, world, component, linker, tuple(imports),
-                               len(data), host_calls=bool(linked - set(ALWAYS_GRANTED)))
+                               len(data), host_calls=bool(linked - set(ALWAYS_GRANTED)),
+                               node=node_adapter(exports) if world == "node" else None)
 
     async def load_async(self, manifest: ComponentManifest, data: bytes,
                          digest: str | None = None) -> LoadedComponent:
@@ -299,10 +347,10 @@ class ComponentHost:
         if loaded.world == "seed":
             funcs["execute"] = instance.get_func(store, "execute")
         else:
-            export = NODE_EXPORT if loaded.world == "node" else MCP_EXPORT
+            node = loaded.node
+            export, names = ((node.export, node.functions) if node is not None
+                             else (MCP_EXPORT, ("call-tool", "list-tools")))
             index = instance.get_export_index(store, export)
-            names = ("invoke", "describe") if loaded.world == "node" else ("call-tool",
-                                                                          "list-tools")
             for name in names:
                 funcs[name] = instance.get_func(store, instance.get_export_index(store, name,
                                                                                   index))
@@ -411,32 +459,40 @@ class ComponentHost:
 
     async def invoke(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
                      op: str, payload: Any, *, flow_id: str = "", step_id: str = "",
-                     trace_id: str = "", i18n_id: str = "en", attempt: int = 0) -> Any:
-        """Node world: `invoke(op, envelope)` with `payload` as CBOR; returns decoded output."""
+                     trace_id: str = "", i18n_id: str = "en", attempt: int = 0,
+                     provider_id: str = "", envelope: bool = True) -> Any:
+        """Node world (0.6.0 or 0.5.0, whichever the component exports): operation `op` with
+        `payload` (a node's input, any JSON-like value); returns the decoded output or raises
+        ComponentError with the guest's `node-error` code and message.
+
+        0.6.0 gets `payload` as CBOR in an invocation-envelope; 0.5.0 gets what Greentic's
+        runner sends a flow node (`greentic.component.invocation`; `envelope=False`: the
+        payload's JSON as it is)."""
         operations = loaded.manifest.operations
         if operations and op not in operations:
             raise ComponentError("not-found", f"component {loaded.id!r} has no operation "
                                  f"{op!r} (has {', '.join(operations)})")
+        node = loaded.node
+        if node is None:
+            raise ComponentError("bad-input", f"component {loaded.id!r} is not a node "
+                                 f"component (world {loaded.world})")
         limits = loaded.manifest.capabilities.limits
-        ctx = record(tenant_id=tenant.tenant, team_id=tenant.team, user_id=None,
-                     env_id=tenant.env, trace_id=trace_id, correlation_id=conversation,
-                     deadline_ms=int(time.time() * 1000) + limits.timeout_ms, attempt=attempt,
-                     idempotency_key=None, i18n_id=i18n_id)
-        envelope = record(ctx=ctx, flow_id=flow_id, step_id=step_id, component_id=loaded.id,
-                          attempt=attempt, payload_cbor=cbor2.dumps(payload),
-                          metadata_cbor=None)
+        arguments = node.arguments(NodeCall(
+            tenant, conversation, op, payload, loaded.id, flow_id=flow_id, step_id=step_id,
+            trace_id=trace_id, i18n_id=i18n_id, attempt=attempt,
+            deadline_ms=int(time.time() * 1000) + limits.timeout_ms, provider_id=provider_id,
+            envelope=envelope))
 
         def body(live: Live) -> Any:
-            return live.funcs["invoke"](live.store, op, envelope)
+            return live.funcs["invoke"](live.store, *arguments)
 
         result = await self.run(loaded, tenant, conversation, body)
-        if result.tag != "ok":
-            error = result.payload
-            self.check_output(loaded, wit_field(error, "message"))
-            raise ComponentError(wit_field(error, "code"), wit_field(error, "message"))
-        output = bytes(wit_field(result.payload, "output-cbor"))
-        self.check_output(loaded, output)
-        try:
-            return cbor2.loads(output) if output else None
-        except cbor2.CBORDecodeError as exc:
-            raise ComponentError("bad-output", f"output is not CBOR: {exc}") from None
+        return node.output(result, lambda *outputs: self.check_output(loaded, *outputs))
+
+    def describe_node(self, loaded: LoadedComponent) -> dict[str, Any]:
+        """Name, version and operations a node component reports about itself. Blocking."""
+        if loaded.node is None:
+            raise ComponentError("bad-input", f"component {loaded.id!r} is not a node component")
+        node = loaded.node
+        return self.call_sync(loaded, TenantCtx("dev", "describe", "describe"), "describe",
+                              lambda live: node.describe(live.funcs, live.store))

@@ -1,5 +1,5 @@
-"""The host side of the imports guests may have: Greentic's state/secrets stores, our own
-state/secrets/log/http interfaces, and `control`.
+"""The host side of the imports guests may have: Greentic's state and secrets stores, its
+http-client and telemetry logger, our own state/secrets/log/http interfaces, and `control`.
 
 Every function asks `current()` for the call in progress (a `HostServices`), so one linker per
 component serves every tenant: the tenant, conversation and grants come from the call, never
@@ -39,9 +39,13 @@ class HostServices(Protocol):
 
     def secret(self, name: str) -> bytes | None: ...
 
-    def log(self, level: str, message: str) -> None: ...
+    def log(self, level: str, message: str, fields: dict[str, str] | None = None) -> None: ...
 
     def http_get(self, url: str) -> tuple[int, str]: ...
+
+    def http_send(self, method: str, url: str, headers: list[tuple[str, str]],
+                  body: bytes | None, timeout_ms: int | None, follow_redirects: bool
+                  ) -> tuple[int, list[tuple[str, str]], bytes]: ...
 
 
 Current = Callable[[], HostServices]
@@ -121,6 +125,72 @@ def _greentic_secrets(instance: LinkerInstance, current: Current) -> None:
     instance.add_func("delete", refuse)
 
 
+def _greentic_secrets_store(instance: LinkerInstance, current: Current) -> None:
+    """`greentic:secrets-store@1.0.0`: `get` answers none for a missing secret and `denied` for
+    one the manifest does not declare (the guest sees its error, not a trap)."""
+    def get(_store: Any, key: str) -> Any:
+        try:
+            return current().secret(key)
+        except HostDenied as exc:
+            return Variant("err", "denied" if exc.code == "permission-denied" else "internal")
+        except GreenticError:
+            return Variant("err", "invalid-key")
+
+    instance.add_func("get", get)
+
+
+HTTP_ERROR_CODES = {"permission-denied": "denied"}
+"""Our refusal codes in Greentic's http-client spelling (its runner answers `denied`)."""
+
+
+def _http_send(current: Current, request: Any, options: Any, ctx: Any) -> Variant:
+    try:
+        services = current()
+        _check_greentic_ctx(services, ctx)
+        status, headers, body = services.http_send(
+            field(request, "method"), field(request, "url"),
+            [(str(k), str(v)) for k, v in field(request, "headers")],
+            None if field(request, "body") is None else bytes(field(request, "body")),
+            field(options, "timeout-ms") if options is not None else None,
+            bool(options is not None and field(options, "follow-redirects")))
+    except HostDenied as exc:
+        return Variant("err", _host_error(HTTP_ERROR_CODES.get(exc.code, exc.code), str(exc)))
+    except GreenticError as exc:
+        return Variant("err", _host_error("unavailable", str(exc)))
+    return Variant("ok", record(status=status, headers=headers, body=body))
+
+
+def _greentic_http_v1_0(instance: LinkerInstance, current: Current) -> None:
+    instance.add_func("send", lambda _store, request, ctx: _http_send(current, request, None,
+                                                                      ctx))
+
+
+def _greentic_http_v1_1(instance: LinkerInstance, current: Current) -> None:
+    instance.add_func("send", lambda _store, request, options, ctx: _http_send(
+        current, request, options, ctx))
+
+
+TELEMETRY_FIELDS = 32
+"""Fields of one guest telemetry line kept (each value cut to 500 characters)."""
+
+
+def _greentic_telemetry(instance: LinkerInstance, current: Current) -> None:
+    """`greentic:telemetry/logger-api@1.0.0`: one structlog line per call, tagged by the host
+    with the calling tenant (the guest's span and ctx are reported, never trusted)."""
+    def log(_store: Any, span: Any, fields: Any, _ctx: Any) -> Any:
+        values = {str(k): str(v)[:500] for k, v in list(fields)[:TELEMETRY_FIELDS]}
+        level = values.pop("level", "info").lower()
+        message = values.pop("message", None) or values.pop("msg", None) or "guest telemetry"
+        for name in ("flow-id", "node-id", "session-id", "provider"):
+            value = field(span, name)
+            if value:
+                values.setdefault(f"span_{name.replace('-', '_')}", str(value))
+        current().log(level if level in LOG_LEVELS else "info", message, values)
+        return "ok"
+
+    instance.add_func("log", log)
+
+
 def _own_state(instance: LinkerInstance, current: Current) -> None:
     def get(_store: Any, key: str) -> str | None:
         value = current().state_get(key)
@@ -171,6 +241,11 @@ DEFINERS: dict[str, Callable[[LinkerInstance, Current], None]] = {
     "greentic-py:host/log@0.1.0": _own_log,
     "greentic-py:host/http@0.1.0": _own_http,
     "greentic:component/control@0.6.0": _control,
+    "greentic:component/control@0.5.0": _control,
+    "greentic:secrets-store/secrets-store@1.0.0": _greentic_secrets_store,
+    "greentic:http/http-client@1.0.0": _greentic_http_v1_0,
+    "greentic:http/http-client@1.1.0": _greentic_http_v1_1,
+    "greentic:telemetry/logger-api@1.0.0": _greentic_telemetry,
 }
 
 

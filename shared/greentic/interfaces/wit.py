@@ -9,8 +9,17 @@ WIT_DIR = Path(__file__).parent / "wit"
 PACKAGES = ("seed", "node", "types-core", "state-store", "secrets-store", "interfaces-types",
             "host-py", "mcp")
 
+GREENTIC_PACKAGES = ("greentic-component-0.5.0", "greentic-interfaces-types-0.1.0",
+                     "greentic-http-1.0.0", "greentic-http-1.1.0", "greentic-secrets-store-1.0.0",
+                     "greentic-telemetry-1.0.0")
+"""Greentic's own packages, copied unchanged, that Greentic-built components import and this
+host serves; guests we build get PACKAGES instead (whose interfaces-types is the older subset)."""
+
 SEED_EXPORT = "execute"
 NODE_EXPORT = "greentic:component/node@0.6.0"
+NODE_V05_EXPORT = "greentic:component/node@0.5.0"
+NODE_EXPORTS = (NODE_EXPORT, NODE_V05_EXPORT)
+"""Node worlds hosted side by side, preferred first when a component exports both."""
 MCP_EXPORT = "greentic-py:mcp/tools@0.1.0"
 
 HOST_IMPORTS: dict[str, str] = {
@@ -20,10 +29,14 @@ HOST_IMPORTS: dict[str, str] = {
     "greentic-py:host/secrets@0.1.0": "secrets",
     "greentic-py:host/log@0.1.0": "log",
     "greentic-py:host/http@0.1.0": "http",
+    "greentic:secrets-store/secrets-store@1.0.0": "secrets",
+    "greentic:http/http-client@1.0.0": "http",
+    "greentic:http/http-client@1.1.0": "http",
+    "greentic:telemetry/logger-api@1.0.0": "log",
 }
 """Host interfaces that need a grant in the component's manifest → the capability name."""
 
-ALWAYS_GRANTED = ("greentic:component/control@0.6.0",)
+ALWAYS_GRANTED = ("greentic:component/control@0.6.0", "greentic:component/control@0.5.0")
 TYPE_ONLY_IMPORTS = ("greentic:component/types", "greentic:types-core/core@0.6.0",
                      "greentic:interfaces-types/types@0.1.0")
 """Interfaces imported for their types only: nothing to link."""
