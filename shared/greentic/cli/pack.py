@@ -24,8 +24,24 @@ from rich.progress import (
 from greentic.cli.state import default_nats_url
 from greentic.config.settings import Settings, load_settings
 from greentic.errors import GreenticError
-from greentic.pack.archive import PackLimits, build_pack, read_pack_file, sign_pack
+from greentic.pack.archive import (
+    DEFAULT_LIMITS,
+    PackLimits,
+    build_pack,
+    read_pack_file,
+    sign_pack,
+)
 from greentic.pack.deploy import DeployReply, DeployRequest, request_deploy
+from greentic.pack.greentic_format import (
+    FORMAT_NAMES,
+    PackFormat,
+    detect_format,
+    parse_greentic_trust,
+    read_greentic_pack,
+    verify_greentic_pack,
+)
+from greentic.pack.greentic_format.entries import entry_methods
+from greentic.pack.greentic_format.sbom import blake3_hex
 from greentic.pack.keys import parse_trusted_keys, read_signing_key, write_keypair
 from greentic.pack.oci import OciOptions, PullResult, PushResult, RegistryClient
 from greentic.pack.sign import SIGNATURE_ENTRY, Trust
@@ -147,7 +163,15 @@ def _trusted(values: tuple[str, ...]) -> frozenset[str]:
               show_default=True, envvar="GREENTIC_PACK_POLICY",
               help="dev: accept any key whose signature verifies (never in production).")
 def verify(archive: Path, trust_values: tuple[str, ...], policy: str) -> None:
-    """Check ARCHIVE completely; exit 0 if it would be loaded, 1 with the reason if not."""
+    """Check ARCHIVE completely; exit 0 if it would be loaded, 1 with the reason if not.
+
+    Greentic's own archives (.gtpack of greentic-pack/packc) are checked too: every entry's
+    BLAKE3 against its SBOM, and the signature when there is one; --trust then also takes
+    certificates (PEM) a signature's chain must be anchored by, or Ed25519 public keys."""
+    pack_format, data = _format_of(archive)
+    if pack_format != "greentic-py":
+        _verify_greentic(archive, data, pack_format, trust_values, policy)
+        return
     try:
         trust = Trust(keys=_trusted(trust_values), policy=policy)  # type: ignore[arg-type]
         if policy == "dev":
@@ -165,7 +189,12 @@ def verify(archive: Path, trust_values: tuple[str, ...], policy: str) -> None:
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="The manifest and SBOM as JSON.")
 def inspect(archive: Path, as_json: bool) -> None:
-    """Show ARCHIVE's entries, digests and manifest (checks structure; verifies no signature)."""
+    """Show ARCHIVE's format, entries, digests and manifest (checks structure; verifies no
+    signature). Greentic's own archives are shown too (their digests are not checked)."""
+    pack_format, data = _format_of(archive)
+    if pack_format != "greentic-py":
+        _inspect_greentic(archive, data, pack_format, as_json)
+        return
     try:
         loaded = read_pack_file(archive, trust=None)
     except GreenticError as exc:
@@ -178,6 +207,7 @@ def inspect(archive: Path, as_json: bool) -> None:
                                "sbom": msgspec.to_builtins(loaded.sbom),
                                "signature_key": signer}, indent=2))
         return
+    click.echo(f"format     {FORMAT_NAMES['greentic-py']}")
     click.echo(f"pack       {manifest.pack_id} {manifest.version} ({manifest.kind}, "
                f"publisher {manifest.publisher or '-'})")
     click.echo(f"signature  {signer or 'none (unsigned)'} (not verified: use `verify`)")
@@ -193,6 +223,68 @@ def inspect(archive: Path, as_json: bool) -> None:
     for name in sorted(loaded.entries):
         content = loaded.entries[name]
         click.echo(f"{len(content):>10}  {hashlib.sha256(content).hexdigest()[:16]}  {name}")
+
+
+def _format_of(archive: Path) -> tuple[PackFormat, bytes]:
+    """Which format ARCHIVE is, and its bytes (none read when it is over the size limit: our
+    reader refuses it then)."""
+    try:
+        if archive.stat().st_size > DEFAULT_LIMITS.max_archive_bytes:
+            return "greentic-py", b""
+        data = archive.read_bytes()
+    except OSError:
+        return "greentic-py", b""  # our reader says what is wrong with the file
+    return detect_format(data), data
+
+
+def _verify_greentic(archive: Path, data: bytes, pack_format: PackFormat,
+                     trust_values: tuple[str, ...], policy: str) -> None:
+    try:
+        trust = parse_greentic_trust(trust_values, policy)  # type: ignore[arg-type]
+        if policy == "dev" and trust.configured:
+            click.echo("warning: policy dev accepts Greentic packs anchored by nothing you "
+                       "trust", err=True)
+        checked = verify_greentic_pack(data, pack_format, trust, name=str(archive))
+    except GreenticError as exc:
+        click.echo(f"refused: {archive}: {exc}", err=True)
+        raise SystemExit(1) from None
+    summary = checked.pack.summary()
+    click.echo(f"verified: {summary.pack_id} {summary.version} ({FORMAT_NAMES[pack_format]}, "
+               f"{len(checked.pack.entries)} entries)")
+    click.echo(f"digests    every entry matches its BLAKE3 in {checked.sbom_name}; none missing, "
+               "none unlisted")
+    click.echo(f"signature  {checked.signature.summary}")
+
+
+def _inspect_greentic(archive: Path, data: bytes, pack_format: PackFormat,
+                      as_json: bool) -> None:
+    try:
+        pack = read_greentic_pack(data, pack_format)
+    except GreenticError as exc:
+        raise _fail(exc) from None
+    summary = pack.summary()
+    if as_json:
+        click.echo(json.dumps({"format": pack_format, "format_name": FORMAT_NAMES[pack_format],
+                               "summary": msgspec.to_builtins(summary),
+                               "manifest": msgspec.to_builtins(pack.current or pack.legacy)},
+                              indent=2))
+        return
+    click.echo(f"format     {FORMAT_NAMES[pack_format]}")
+    click.echo(f"pack       {summary.pack_id} {summary.version} ({summary.kind}, "
+               f"publisher {summary.publisher or '-'})")
+    click.echo(f"signature  {summary.signature} (not verified: use `verify`)")
+    for component in summary.components:
+        click.echo(f"component  {component.id}@{component.version} world={component.world}")
+    for flow in summary.flows:
+        click.echo(f"flow       {flow.id} entrypoints={','.join(flow.entrypoints) or '-'} "
+                   f"start={flow.start or '-'}")
+    click.echo(f"assets     {summary.assets}")
+    click.echo("")
+    methods = entry_methods(data)
+    click.echo(f"{'size':>10}  {'method':8}  {'blake3':16}  entry")
+    for name, content in pack.entries.items():
+        click.echo(f"{len(content):>10}  {methods.get(name, '?'):8}  "
+                   f"{blake3_hex(content)[:16]}  {name}")
 
 
 @pack.command()
