@@ -10,6 +10,7 @@ conversation: guest memory is never seen by another conversation or tenant.
 
 import asyncio
 import concurrent.futures
+import hashlib
 import re
 import threading
 import time
@@ -75,6 +76,17 @@ def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
+
+
+_KEY_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+
+
+def state_name(name: str) -> str:
+    """A guest's state key as one key token: itself when safe, else `h-` + 32 hex of its
+    sha256 (Greentic's components name keys like paths, `config/email/from`)."""
+    if _KEY_TOKEN.fullmatch(name):
+        return name
+    return "h-" + hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 def detect_world(exports: set[str]) -> World | None:
@@ -194,7 +206,7 @@ class CallServices:
                              ) from None
 
     def _key(self, name: str) -> StateKey:
-        return StateKey(self.tenant, "conversation", self.conversation, name)
+        return StateKey(self.tenant, "conversation", self.conversation, state_name(name))
 
     def state_get(self, name: str) -> bytes | None:
         return self._await(self.host.state.get(self._key(name)))
