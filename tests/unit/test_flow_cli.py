@@ -60,7 +60,7 @@ def test_run_holds_a_multi_turn_conversation_locally() -> None:
 
 def test_run_reports_a_broken_flow_readably(tmp_path: Path) -> None:
     bad = tmp_path / "bad.ygtc"
-    bad.write_text("id: bad\nnodes: {}\n")
+    bad.write_text("id: bad\nnodes: [a, b]\n")
     result = invoke("run", str(bad), "-i", "x")
     assert result.exit_code == 1
-    assert "'nodes' must be a non-empty mapping" in result.output
+    assert "'nodes' must be a mapping of node id" in result.output

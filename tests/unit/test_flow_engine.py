@@ -347,3 +347,8 @@ async def test_the_demo_pack_holds_a_menu_a_faq_sub_flow_and_a_multi_turn_form()
     assert await conversation.texts("Yes") == [
         "Done! Welcome aboard, Ada. Say anything to start again."]
     assert conversation.snapshot is None
+
+
+async def test_a_flow_without_nodes_ends_at_once_without_a_reply() -> None:
+    result = await run("id: empty\ntype: messaging\nnodes: {}\n")
+    assert result.replies == [] and result.steps == [] and result.paused is None

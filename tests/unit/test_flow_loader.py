@@ -71,11 +71,9 @@ def test_every_example_of_ours_validates_without_warnings(path: Path) -> None:
      "f.ygtc:4:3: node 'a': a node needs exactly one operation key, found 2"),
     ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing:\n      - to: nope\n",
      "f.ygtc:4:3: node 'a': routes to unknown node 'nope'"),
-    ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}}\n  b: {emit.response: {}}\n",
-     "f.ygtc:5:3: node 'b': node is unreachable from start node 'a'"),
     ("id: f\ntype: t\nstart: zz\nnodes:\n  a: {emit.response: {}}\n",
      "f.ygtc:3:1: start node 'zz' does not exist"),
-    ("id: f\ntype: t\nnodes: {}\n", "f.ygtc:3:1: 'nodes' must be a non-empty mapping"),
+    ("id: f\ntype: t\nnodes: [a]\n", "f.ygtc:3:1: 'nodes' must be a mapping of node id"),
     ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}}\n  a: {emit.response: {}}\n",
      "f.ygtc:5:3: node 'a': duplicate node id 'a'"),
     ("id: f\ntype: t\nnodes:\n  a:\n    emit.response: {}\n    routing: 7\n",
@@ -114,6 +112,28 @@ def test_every_example_of_ours_validates_without_warnings(path: Path) -> None:
 def test_each_mistake_is_reported_with_its_position(source: str, expected: str) -> None:
     found = errors(source, pack_flows={"f"})
     assert any(expected in line for line in found), found
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("id: f\ntype: t\nnodes:\n  a: {emit.response: {}}\n  b: {emit.response: {}}\n",
+     "f.ygtc:5:3: node 'b': warning: node is unreachable from start node 'a'"),
+    ("id: f\ntype: t\nnodes: {}\n", "f.ygtc:3:1: warning: no nodes: the flow ends at once"),
+    ("id: f\ntype: t\n", "no nodes: the flow ends at once"),
+])
+def test_what_greentic_loads_too_is_only_a_warning(source: str, expected: str) -> None:
+    flow, diagnostics = check_flow(source, "f.ygtc")
+    assert flow is not None
+    assert [str(d) for d in diagnostics if d.severity == "warning" and expected in str(d)]
+
+
+def test_greentic_spellings_of_built_in_shapes_load() -> None:
+    source = ("id: f\ntype: messaging\nnodes:\n"
+              "  ask: {questions: {fields: [{id: n, prompt: 'Name?', type: string}]},"
+              " routing: [{to: call}]}\n"
+              "  call: {flow.call: {flow_id: parameters.target}, in_map: {}, routing: out}\n")
+    flow, diagnostics = check_flow(source, "f.ygtc", pack_flows={"f"})
+    assert flow is not None, diagnostics
+    assert set(flow.nodes) == {"ask", "call"}
 
 
 def test_all_errors_are_reported_not_just_the_first() -> None:

@@ -26,3 +26,12 @@ def test_compiling_templates_registers_no_module() -> None:
 def test_the_same_source_is_compiled_once() -> None:
     first, second = compile_template("same {{x}}"), compile_template("same {{x}}")
     assert first.__closure__[0].cell_contents is second.__closure__[0].cell_contents
+
+
+def test_a_section_on_a_path_repeats_per_item_and_inverts_when_empty() -> None:
+    # `{{#a.b}}…{{/a.b}}` as Greentic's weather flows write it (Handlebars' blockHelperMissing)
+    template = compile_template("{{#w.days}}- {{date}}{{^w.none}}!{{/w.none}}\n{{/w.days}}"
+                                "{{#w.empty}}x{{else}}no days{{/w.empty}}{{#w.place}}{{name}}"
+                                "{{/w.place}}")
+    assert template({"w": {"days": [{"date": "Mon"}, {"date": "Tue"}], "empty": [],
+                           "place": {"name": "Oslo"}}}) == "- Mon!\n- Tue!\nno daysOslo"

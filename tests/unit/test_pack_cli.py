@@ -82,6 +82,6 @@ def test_keygen_refuses_to_overwrite_and_new_refuses_bad_names(runner: CliRunner
 
 def test_build_reports_a_broken_source(runner: CliRunner, tmp_path: Path) -> None:
     run(runner, "new", "demo")
-    (tmp_path / "demo" / "flows" / "welcome.ygtc").write_text("id: welcome\nnodes: {}\n")
+    (tmp_path / "demo" / "flows" / "welcome.ygtc").write_text("id: welcome\nnodes: [a]\n")
     assert "welcome.ygtc" in run(runner, "build", "demo", code=1)
     assert not (tmp_path / "demo.gtpack").exists()

@@ -15,6 +15,7 @@ from greentic.errors import FlowError, SubjectError
 from greentic.flow.condition import compile_condition
 from greentic.flow.model import Flow, Node
 from greentic.flow.questions import ask_questions
+from greentic.flow.shapes import flow_reference
 from greentic.flow.templating import compile_value
 from greentic.flow.turn import (
     FlowResolver,
@@ -70,7 +71,7 @@ async def _session_wait(node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
 
 
 async def _flow_goto(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
-    target = rendered.get("flow") if isinstance(rendered, dict) else rendered
+    target = flow_reference(rendered)
     return NodeOutcome({"flow": target}, goto=str(target))
 
 
@@ -143,7 +144,7 @@ class FlowEngine:
         """Run from the start node (or where `resume` paused) until the flow ends, replies
         or waits. `resolve` finds other flows of the same pack (flow.call, flow.goto);
         `session` is what templates see as `{{session.…}}` (e.g. `turn`)."""
-        node_id = prepared.flow.start
+        node_id = prepared.flow.start or None  # a flow without nodes ends at once
         state: dict[str, Any] = {}
         if resume is not None:
             if resume.flow != prepared.flow.id:
@@ -266,7 +267,7 @@ class FlowEngine:
     async def _flow_call(self, node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
         if turn.depth >= MAX_FLOW_CALL_DEPTH:
             raise NodeError("depth", f"flow.call nested deeper than {MAX_FLOW_CALL_DEPTH}")
-        target = rendered.get("flow") if isinstance(rendered, dict) else rendered
+        target = flow_reference(rendered)
         found = _find(turn.resolve, str(target))
         if found is None:
             raise NodeError("not_found", f"flow {target!r} is not available in this pack")

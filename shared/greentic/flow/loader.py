@@ -18,10 +18,12 @@ from greentic.errors import FlowError
 from greentic.flow.catalog import FLOW_REFERENCE_OPERATIONS, KNOWN_OPERATIONS
 from greentic.flow.condition import compile_condition
 from greentic.flow.model import Flow, Node, Position, Route
+from greentic.flow.shapes import flow_reference, is_expression, question_list
 from greentic.flow.templating import compile_value
 
+# the node keys that are not its operation (greentic-flow's loader: the node-shape check)
 NODE_META_KEYS = frozenset({"routing", "telemetry", "output", "retry", "timeout", "when",
-                            "annotations", "meta"})
+                            "annotations", "meta", "in_map", "out_map", "err_map", "operation"})
 ROUTE_KEYS = frozenset({"to", "next", "status", "condition", "reply", "out", "on_message"})
 TOP_KEYS = frozenset({"id", "type", "schema_version", "title", "description", "tags", "start",
                       "parameters", "entrypoints", "meta", "nodes", "slot_schema"})
@@ -236,14 +238,15 @@ class _Checker:
         except ValueError as exc:
             self.error(at, str(exc), node_id)
         if op in FLOW_REFERENCE_OPERATIONS:
-            target = args.get("flow") if isinstance(args, dict) else args
+            target = flow_reference(args)
             if not isinstance(target, str) or not target:
                 self.error(at, f"{op} needs the id of a flow: {{flow: <id>}}", node_id)
-            elif self.pack_flows is not None and target not in self.pack_flows:
+            elif self.pack_flows is not None and target not in self.pack_flows and \
+                    not is_expression(target):
                 self.error(at, f"{op} refers to flow {target!r}, which is not in the pack "
                            f"(flows: {sorted(self.pack_flows)})", node_id)
         elif op == "questions":
-            questions = args.get("questions") if isinstance(args, dict) else None
+            questions = question_list(args)
             if not isinstance(questions, list) or not questions or not all(
                     isinstance(q, dict) and isinstance(q.get("id"), str) and q.get("prompt")
                     for q in questions):
@@ -278,9 +281,9 @@ class _Checker:
             for route in node.routes:
                 if route.to is not None and route.to not in nodes:
                     self.error(node.position, f"routes to unknown node {route.to!r}", node.id)
-            if node.id not in seen:
-                self.error(node.position, f"node is unreachable from start node {start!r}",
-                           node.id)
+            if node.id not in seen:  # greentic-flow loads such a flow too: a warning
+                self.warn(node.position, f"node is unreachable from start node {start!r}",
+                          node.id)
 
 
 def _compose(source: str, checker: _Checker) -> tuple[Any, yaml.Node | None]:
@@ -344,26 +347,30 @@ def _check(source: str, checker: _Checker, bindings: dict[str, str]) -> Flow | N
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         checker.error(at("schema_version"), "'schema_version' must be a positive integer")
     nodes_doc = doc.get("nodes")
-    if not isinstance(nodes_doc, dict) or not nodes_doc:
-        checker.error(at("nodes"), "'nodes' must be a non-empty mapping (no start node)")
+    if nodes_doc is None or nodes_doc == {}:  # greentic-flow loads it: a flow that does nothing
+        checker.warn(at("nodes"), "no nodes: the flow ends at once, without a reply")
+        nodes_doc = {}
+    if not isinstance(nodes_doc, dict):
+        checker.error(at("nodes"), "'nodes' must be a mapping of node id → node")
         return None
     seen_ids: set[Any] = set()
-    for key, _value in _entries(top["nodes"][1]):
+    for key, _value in _entries(top["nodes"][1] if "nodes" in top else None):
         if getattr(key, "value", None) in seen_ids:
             checker.error(_pos(key), f"duplicate node id {key.value!r}", str(key.value))
         seen_ids.add(getattr(key, "value", None))
     if checker.diagnostics and any(d.severity == "error" for d in checker.diagnostics):
         return None
     nodes: dict[str, Node] = {}
-    for (key, value), (node_id, body) in zip(_entries(top["nodes"][1]), nodes_doc.items(),
+    for (key, value), (node_id, body) in zip(_entries(top["nodes"][1] if "nodes" in top
+                                                      else None), nodes_doc.items(),
                                              strict=True):
         node = checker.node(node_id, body, key, value)
         if node is not None:
             nodes[node.id] = node
     start = doc.get("start")
     if start is None:
-        start = next(iter(nodes_doc))
-    if not isinstance(start, str) or start not in nodes_doc:
+        start = next(iter(nodes_doc), "")
+    if nodes_doc and (not isinstance(start, str) or start not in nodes_doc):
         checker.error(at("start"), f"start node {start!r} does not exist")
     elif nodes:
         checker.reachability(start, nodes, doc.get("entrypoints"))

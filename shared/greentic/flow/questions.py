@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from greentic.flow.model import Node
+from greentic.flow.shapes import question_list
 from greentic.flow.turn import NodeOutcome, Turn
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -51,7 +52,7 @@ def _prompt(question: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 async def ask_questions(node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
-    questions: list[dict[str, Any]] = rendered["questions"]
+    questions: list[dict[str, Any]] = question_list(rendered)
     progress = turn.state.setdefault("questions", {}).setdefault(
         node.id, {"index": 0, "answers": {}})
     if turn.resumed_node == node.id and progress["index"] < len(questions):
