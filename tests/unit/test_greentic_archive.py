@@ -5,6 +5,7 @@ import base64
 import datetime
 import io
 import json
+import random
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from greentic.cli.main import cli
-from greentic.errors import PackError
+from greentic.errors import GreenticError, PackError
 from greentic.pack.greentic_format import (
     GreenticComponentInput,
     GreenticFlowInput,
@@ -320,6 +321,35 @@ class TestGarbage:
         tampered = rezip(original, lambda e: e.update({"sbom.cbor": e["sbom.cbor"][:50]}))
         assert "sbom.cbor: truncated CBOR" in run(runner, "verify", save(tmp_path, tampered),
                                                   code=1)
+
+
+    @pytest.mark.parametrize("archive", [
+        lambda: echo_file("dist/echo-pack.gtpack"),
+        lambda: greentic_file(RUNNER, "examples/packs/demo.gtpack")], ids=["current", "legacy"])
+    def test_corrupted_bytes_are_refused_never_a_traceback(self,
+                                                           archive: Callable[[], Path]) -> None:
+        """Random bytes changed in the archive, or in a manifest under a re-made SBOM: every
+        outcome is a verified pack or a GreenticError, nothing else escapes."""
+        data = archive().read_bytes()
+        entries = read_entries(data)
+        rng = random.Random(7)
+        for attempt in range(150):
+            if attempt % 2:
+                candidate = bytearray(data)
+                for _ in range(rng.randint(1, 4)):
+                    candidate[rng.randrange(len(candidate))] = rng.randrange(256)
+                corrupted = bytes(candidate)
+            else:
+                manifest = bytearray(entries["manifest.cbor"])
+                manifest[rng.randrange(len(manifest))] = rng.randrange(256)
+                corrupted = seal_greentic_entries({**entries, "manifest.cbor": bytes(manifest)})
+            pack_format = detect_format(corrupted)
+            if pack_format == "greentic-py":
+                continue
+            try:
+                verify_greentic_pack(corrupted, pack_format, GreenticTrust())
+            except GreenticError:
+                pass
 
 
 class TestWrite:

@@ -35,7 +35,7 @@ import cbor2
 import msgspec
 import structlog
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from cryptography.x509.oid import NameOID
@@ -119,7 +119,10 @@ def parse_greentic_trust(values: tuple[str, ...] | list[str], policy: Policy = "
     for value in values:
         path = Path(value)
         is_file = not value.startswith(PUBLIC_PREFIX) and "," not in value and path.is_file()
-        found = _trust_text(path.read_text() if is_file else value, value)
+        try:
+            found = _trust_text(path.read_text(encoding="utf-8") if is_file else value, value)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PackError(f"trust {value}: cannot read it: {exc}") from None
         anchors += found[0]
         keys += found[1]
     return GreenticTrust(anchors=tuple(anchors), keys=frozenset(keys), policy=policy)
@@ -219,7 +222,10 @@ def verify_chain_signature(entries: dict[str, bytes], sbom_name: str, sbom: Sbom
     if not chain:
         raise PackSignatureError("certificate chain is empty", entry=CHAIN_ENTRY)
     leaf = chain[0]
-    key = leaf.public_key()
+    try:
+        key = leaf.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise PackSignatureError(f"the leaf certificate's key: {exc}", entry=CHAIN_ENTRY) from None
     if not isinstance(key, Ed25519PublicKey):
         raise PackSignatureError("the leaf certificate's key is not Ed25519", entry=CHAIN_ENTRY)
     if envelope.key_fingerprint and \
