@@ -56,7 +56,7 @@ def test_a_valid_flow_loads_into_the_ir_with_positions() -> None:
 def test_every_greentic_reference_flow_validates(path: Path) -> None:
     flow, diagnostics = check_flow(path.read_text(), str(path))
     assert flow is not None, [str(d) for d in diagnostics]
-    assert all("not built in and not bound" in d.message for d in diagnostics
+    assert all("nothing binds it to a component" in d.message for d in diagnostics
                if d.severity == "warning")
 
 
@@ -146,13 +146,48 @@ def test_all_errors_are_reported_not_just_the_first() -> None:
 
 
 def test_unbound_operations_warn_alone_and_fail_inside_a_pack() -> None:
-    source = "id: f\ntype: t\nnodes:\n  a: {acme.lookup: {q: 1}}\n"
+    source = "id: f\ntype: t\nnodes:\n  a: {lookup: {q: 1}}\n"
     flow, diagnostics = check_flow(source, "f.ygtc")
     assert flow is not None and [d.severity for d in diagnostics] == ["warning"]
     assert errors(source, strict_bindings=True) == [
-        "f.ygtc:4:7: node 'a': operation 'acme.lookup' is not built in and not bound to a "
-        "component (a pack or a .resolve.json sidecar must bind it)"]
+        "f.ygtc:4:7: node 'a': operation 'lookup' is not built in, and nothing binds it to a "
+        "component (a pack or a .resolve.json sidecar must)"]
     assert errors(source, strict_bindings=True, bindings={"a": "acme-lookup"}) == []
+    assert errors(source, components={"acme-lookup": ["search"]}) == [
+        "f.ygtc:4:7: node 'a': operation 'lookup' is not built in, and no component of the "
+        "pack offers it"]
+
+
+def test_components_are_called_by_name_as_greentic_resolves_them() -> None:
+    source = ("id: f\ntype: messaging\nnodes:\n"
+              "  echo: {ai.greentic.component-echo: {operation: messaging.send, text: hi},"
+              " routing: [{to: hello}]}\n"
+              "  hello: {handle_message: {input: x}, routing: [{to: render}]}\n"
+              "  render: {render_text: {}, operation: text, routing: out}\n")
+    components = {"ai.greentic.component-echo": ["messaging.send"],
+                  "ai.greentic.fixture": ["handle_message"], "ai.greentic.qa": ["render_text"]}
+    flow, diagnostics = check_flow(source, "f.ygtc", components=components)
+    assert flow is not None, [str(d) for d in diagnostics]
+    assert flow.bindings == {"echo": "ai.greentic.component-echo",
+                             "hello": "ai.greentic.fixture", "render": "ai.greentic.qa"}
+    assert [flow.nodes[n].operation for n in ("echo", "hello", "render")] == [
+        "messaging.send", "handle_message", "text"]
+    # a sidecar's binding decides for a bare operation; a dotted one must agree with it
+    flow, _ = check_flow(source, "f.ygtc", components={**components, "other": ["render_text"]},
+                         bindings={"render": "other"})
+    assert flow is not None and flow.bindings["render"] == "other"
+    assert errors(source, components=components, bindings={"echo": "ai.greentic.qa"}) == [
+        "f.ygtc:4:10: node 'echo': calls component 'ai.greentic.component-echo', but its "
+        "sidecar binds 'ai.greentic.qa'"]
+
+
+def test_a_name_that_resolves_nowhere_in_the_pack_is_an_error_with_its_position() -> None:
+    source = "id: f\ntype: messaging\nnodes:\n  a: {acme.lookup: {q: 1}}\n  b: {go: {}}\n"
+    assert errors(source, components={"x": ["go"], "y": ["go"]}) == [
+        "f.ygtc:4:7: node 'a': calls component 'acme.lookup', which is not in the pack "
+        "(components: ['x', 'y'])",
+        "f.ygtc:5:7: node 'b': operation 'go' is offered by several components ['x', 'y']; "
+        "a .resolve.json sidecar must say which one"]
 
 
 def test_yes_and_no_stay_strings_as_in_yaml_1_2() -> None:

@@ -15,6 +15,7 @@ from greentic.errors import FlowError, SubjectError
 from greentic.flow.condition import compile_condition
 from greentic.flow.model import Flow, Node
 from greentic.flow.questions import ask_questions
+from greentic.flow.replies import replies_from
 from greentic.flow.shapes import flow_reference
 from greentic.flow.templating import compile_value
 from greentic.flow.turn import (
@@ -24,30 +25,16 @@ from greentic.flow.turn import (
     NodeOutcome,
     Operation,
     PreparedFlow,
-    Reply,
     Turn,
     TurnResult,
 )
 from greentic.telemetry.metrics import FLOW_DURATION
 from greentic.telemetry.tracing import span
-from greentic.types.envelope import Button, Envelope
+from greentic.types.envelope import Envelope
 
 MAX_STEPS_PER_TURN = 100
 MAX_FLOW_CALL_DEPTH = 8
 DEFAULT_NODE_TIMEOUT_MS = 30_000
-
-
-def reply_from(output: Any) -> Reply | None:
-    """The reply an output stands for: `{text, buttons}` or a plain string."""
-    if isinstance(output, str):
-        return Reply(text=output) if output else None
-    if not isinstance(output, dict) or not (output.get("text") or output.get("buttons")):
-        return None
-    buttons = [Button(title=str(b), value=str(b)) if not isinstance(b, dict)
-               else Button(title=str(b.get("title", b.get("value", ""))),
-                           value=str(b.get("value", b.get("title", ""))))
-               for b in output.get("buttons") or []]
-    return Reply(text=str(output.get("text") or ""), buttons=buttons)
 
 
 async def _handlebars(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
@@ -56,8 +43,7 @@ async def _handlebars(_node: Node, rendered: Any, _turn: Turn) -> NodeOutcome:
 
 async def _emit_response(_node: Node, rendered: Any, turn: Turn) -> NodeOutcome:
     output = rendered if isinstance(rendered, dict) else {"text": rendered}
-    if (reply := reply_from(output)) is not None:
-        turn.replies.append(reply)
+    turn.replies.extend(replies_from(output))
     return NodeOutcome(output)
 
 
@@ -193,12 +179,10 @@ class FlowEngine:
                 continue
             next_id, stop = self._route(prepared, node, outcome, turn, resumed_here)
             if stop == "reply":
-                if (reply := reply_from(outcome.output)) is not None:
-                    turn.replies.append(reply)
+                turn.replies.extend(replies_from(outcome.output))
                 return _Stop("reply")
             if outcome.wait:
-                if (reply := reply_from(outcome.output)) is not None:
-                    turn.replies.append(reply)
+                turn.replies.extend(replies_from(outcome.output))
                 resume_at = outcome.resume_at or next_id
                 if resume_at is None:
                     return _Stop("end")
@@ -211,9 +195,8 @@ class FlowEngine:
                                                   state=turn.state,
                                                   revision=prepared.revision))
             node_id = next_id
-        if turn.depth == 0 and not turn.replies and prepared.flow.type == "messaging" and \
-                (reply := reply_from(last_output)) is not None:
-            turn.replies.append(reply)  # a messaging flow that ends answers with its output
+        if turn.depth == 0 and not turn.replies and prepared.flow.type == "messaging":
+            turn.replies.extend(replies_from(last_output))  # it ends answering with its output
         turn.context["prev"] = last_output
         return _Stop("end")
 
@@ -239,10 +222,16 @@ class FlowEngine:
 
     async def _execute(self, prepared: PreparedFlow, node: Node, turn: Turn) -> NodeOutcome:
         operation = self.operations.get(node.op)
+        component = None if operation else prepared.flow.bindings.get(node.id)
+        if component:
+            operation = self.operations.get("component.exec")
         if operation is None:
             raise FlowError(f"operation {node.op!r} is not supported by this runner",
                             file=prepared.flow.file, node=node.id)
         rendered = prepared.renderers[node.id](turn.context)
+        if component:  # a component called by name: the node's fields are its input
+            rendered = {**(rendered if isinstance(rendered, dict) else {"input": rendered}),
+                        "component": component, "operation": node.operation}
         timeout_s = (node.timeout_ms or DEFAULT_NODE_TIMEOUT_MS) / 1000
         attempt = 0
         while True:

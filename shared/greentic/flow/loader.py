@@ -8,7 +8,7 @@ and errors when the flow is validated inside its pack (`strict_bindings`).
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -98,11 +98,14 @@ def _entries(node: yaml.Node | None) -> list[tuple[yaml.Node, yaml.Node]]:
 
 class _Checker:
     def __init__(self, file: str, pack_flows: Iterable[str] | None, bindings: dict[str, str],
-                 strict_bindings: bool) -> None:
+                 components: Mapping[str, Iterable[str]] | None, strict_bindings: bool) -> None:
         self.file = file
         self.pack_flows = set(pack_flows) if pack_flows is not None else None
         self.bindings = bindings
-        self.strict_bindings = strict_bindings
+        self.components = {c: set(ops) for c, ops in components.items()} \
+            if components is not None else None
+        self.strict_bindings = strict_bindings or components is not None
+        self.calls: dict[str, str] = {}  # node id → component it calls by name
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, at: Position, message: str, node: str = "", severity: str = "error") -> None:
@@ -196,14 +199,15 @@ class _Checker:
             self.error(at, f"operation key {op!r} must be a string", node_id)
             return None
         op_at = _pos(keys[op][0]) if op in keys else at
-        self.operation(node_id, op, body[op], op_at)
+        operation = self.operation(node_id, op, body[op], body.get("operation"), op_at)
         routing_node = keys.get("routing", (None, None))[1]
         items = list(routing_node.value) if isinstance(routing_node, yaml.SequenceNode) else []
         routes = self.routes(node_id, body.get("routing"), _pos(routing_node) if routing_node
                              else at, items)
         timeout_ms, retry_max, backoff = self.limits(node_id, body, at)
         return Node(id=node_id, op=op, args=body[op], routes=routes, position=at,
-                    timeout_ms=timeout_ms, retry_max=retry_max, retry_backoff_ms=backoff)
+                    timeout_ms=timeout_ms, retry_max=retry_max, retry_backoff_ms=backoff,
+                    operation=operation)
 
     def limits(self, node_id: str, body: dict, at: Position) -> tuple[int | None, int, int]:
         timeout_ms = None
@@ -232,7 +236,9 @@ class _Checker:
                 retry_max, backoff = attempts - 1, delay
         return timeout_ms, retry_max, backoff
 
-    def operation(self, node_id: str, op: str, args: Any, at: Position) -> None:
+    def operation(self, node_id: str, op: str, args: Any, sibling: Any,
+                  at: Position) -> str | None:
+        """Check one operation; returns the operation of a component it calls by name."""
         try:
             compile_value(args)
         except ValueError as exc:
@@ -252,13 +258,48 @@ class _Checker:
                     for q in questions):
                 self.error(at, "questions needs a list 'questions' of {id, prompt, "
                            "answer_type?}", node_id)
-        elif op not in KNOWN_OPERATIONS and node_id not in self.bindings:
-            message = (f"operation {op!r} is not built in and not bound to a component "
-                       "(a pack or a .resolve.json sidecar must bind it)")
+        elif op not in KNOWN_OPERATIONS:
+            return self.component_call(node_id, op, args, sibling, at)
+        return None
+
+    def component_call(self, node_id: str, op: str, args: Any, sibling: Any,
+                       at: Position) -> str | None:
+        """Greentic's rules (packc's build_flows, the runner's node kinds): a dotted operation
+        key is the id of the component called (its `operation:` says what to invoke); a bare
+        one (`handle_message`) is the operation (unless the node says `operation:`) of the
+        component the sidecar binds, else of the one component of the pack offering it."""
+        bound = self.bindings.get(node_id)
+        named = args.get("operation") if isinstance(args, dict) else None
+        if "." in op or ":" in op:
+            if bound and bound != op and self.components is not None and \
+                    bound in self.components:
+                self.error(at, f"calls component {op!r}, but its sidecar binds {bound!r}",
+                           node_id)
+                return None
+            component, operation = op, sibling if isinstance(sibling, str) else named
+        else:
+            offering = sorted(c for c, ops in (self.components or {}).items() if op in ops)
+            if not bound and len(offering) > 1:
+                self.error(at, f"operation {op!r} is offered by several components "
+                           f"{offering}; a .resolve.json sidecar must say which one", node_id)
+                return None
+            component = bound or (offering[0] if offering else None)
+            operation = sibling if isinstance(sibling, str) else op
+        if component is None:
+            message = f"operation {op!r} is not built in, and " + (
+                "no component of the pack offers it" if self.components is not None else
+                "nothing binds it to a component (a pack or a .resolve.json sidecar must)")
             if self.strict_bindings:
                 self.error(at, message, node_id)
             else:
                 self.warn(at, message, node_id)
+            return None
+        if self.components is not None and component not in self.components:
+            self.error(at, f"calls component {component!r}, which is not in the pack "
+                       f"(components: {sorted(self.components)})", node_id)
+            return None
+        self.calls[node_id] = component
+        return operation if isinstance(operation, str) else None
 
     # --- graph ---------------------------------------------------------------------
     def reachability(self, start: str, nodes: dict[str, Node], entrypoints: Any) -> None:
@@ -312,9 +353,14 @@ def _compose(source: str, checker: _Checker) -> tuple[Any, yaml.Node | None]:
 
 def check_flow(source: str, file: str = "<flow>", *, pack_flows: Iterable[str] | None = None,
                bindings: dict[str, str] | None = None,
+               components: Mapping[str, Iterable[str]] | None = None,
                strict_bindings: bool = False) -> tuple[Flow | None, list[Diagnostic]]:
-    """Validate a flow; returns the IR (None when there are errors) and every diagnostic."""
-    checker = _Checker(file, pack_flows, bindings or {}, strict_bindings)
+    """Validate a flow; returns the IR (None when there are errors) and every diagnostic.
+
+    `bindings` (node id → component id) come from a sidecar or a pack; `components` (id →
+    operations) are the pack's, when the flow is checked inside its pack: then every component
+    named or bound must be one of them."""
+    checker = _Checker(file, pack_flows, bindings or {}, components, strict_bindings)
     flow = _check(source, checker, bindings or {})
     checker.diagnostics.sort(key=lambda d: (d.line, d.col))
     return flow, checker.diagnostics
@@ -386,7 +432,7 @@ def _check(source: str, checker: _Checker, bindings: dict[str, str]) -> Flow | N
                 schema_version=version,
                 parameters=doc["parameters"] if isinstance(doc.get("parameters"), dict) else {},
                 entrypoints=doc["entrypoints"] if isinstance(doc.get("entrypoints"), dict)
-                else {}, bindings=dict(bindings))
+                else {}, bindings=checker.calls)
     return flow
 
 

@@ -36,6 +36,9 @@ class Node(msgspec.Struct, frozen=True):
     timeout_ms: int | None = None
     retry_max: int = 0
     retry_backoff_ms: int = 200
+    operation: str | None = None
+    """For a component called by name: the operation to invoke (the node's `operation`, else
+    the bare operation key a sidecar or the pack's components bind)."""
 
 
 class Flow(msgspec.Struct, frozen=True):
@@ -53,4 +56,5 @@ class Flow(msgspec.Struct, frozen=True):
     parameters: dict[str, Any] = {}
     entrypoints: dict[str, Any] = {}
     bindings: dict[str, str] = {}
-    """node id → component id, from the `<flow>.ygtc.resolve.json` sidecar."""
+    """node id → the component it calls by name (`<component-id>: {…}`, or a bare operation a
+    `<flow>.ygtc.resolve.json` sidecar or the pack's components bind)."""

@@ -36,6 +36,31 @@ def sidecar_path(flow_file: Path) -> Path:
     return flow_file.with_name(flow_file.name + ".resolve.json")
 
 
+def summary_path(flow_file: Path) -> Path:
+    """`<flow>.ygtc.resolve.summary.json`: what `greentic-flow resolve` made of the sidecar."""
+    return flow_file.with_name(flow_file.name + ".resolve.summary.json")
+
+
+def sidecar_bindings(flow_file: Path, wasm_files: dict[Path, str]) -> dict[str, str]:
+    """node id → component id from a flow's summary or sidecar (the summary first, as
+    packc reads them); a local source is matched to the pack component whose file it is
+    (`wasm_files`: resolved path → component id). Raises ValueError naming the file."""
+    bindings: dict[str, str] = {}
+    for path in (sidecar_path(flow_file), summary_path(flow_file)):
+        if not path.exists():
+            continue
+        for node, entry in read_sidecar(path).nodes.items():
+            local = entry.source.path if entry.source and entry.source.kind == "local" else None
+            if local:
+                local_file = (flow_file.parent / local.removeprefix("file://")).resolve()
+                bound = wasm_files.get(local_file) or entry.component_id
+            else:
+                bound = entry.component_id
+            if bound:
+                bindings[node] = bound
+    return bindings
+
+
 def read_sidecar(path: Path) -> ResolveSidecar:
     """Parse a sidecar; raises ValueError naming the file and field."""
     try:

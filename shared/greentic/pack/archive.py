@@ -10,6 +10,7 @@ import hashlib
 import io
 import stat
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from greentic.pack.manifest import (
     encode_manifest,
 )
 from greentic.pack.sign import SIGNATURE_ENTRY, Trust, make_signature, verify_pack_signature
+from greentic.types.component import ComponentManifest
 
 SBOM_ENTRY = "sbom.json"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -205,6 +207,12 @@ def check_sbom(entries: dict[str, bytes]) -> Sbom:
 
 # --- build -----------------------------------------------------------------------------------
 
+def pack_operations(components: Iterable[PackComponent | ComponentManifest],
+                    ) -> dict[str, list[str]]:
+    """component id → the operations it offers: what flows of the pack may call by name."""
+    return {c.id: list(c.operations) for c in components}
+
+
 def called_components(flow: Flow) -> set[str]:
     """Component ids a flow calls by name (templated names are resolved only at run time)."""
     found = set(flow.bindings.values())
@@ -232,19 +240,22 @@ def build_pack(directory: str | Path) -> bytes:
         components.append(PackComponent(
             id=component.id, version=component.version, world=component.world,
             capabilities=component.capabilities, operations=list(component.operations),
-            file=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+            file=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+            default_operation=component.default_operation))
     listed = {entry.id: entry for entry in source.flows}
     ids = {flow.id for flow in flows}
+    offered = pack_operations(components)
     pack_flows = []
     for flow in flows:
-        loaded = load_flow(flow.source, flow.file, pack_flows=ids)
+        loaded = load_flow(flow.source, flow.file, pack_flows=ids, bindings=flow.bindings,
+                           components=offered)
         name = f"flows/{flow.id}/flow.ygtc"
         entries[name] = flow.source.encode("utf-8")
         entry = listed.get(flow.id)
         pack_flows.append(PackFlow(
             id=flow.id, file=name, entrypoints=list(entry.entrypoints) if entry else [],
             tags=list(entry.tags) if entry else [],
-            components=sorted(called_components(loaded))))
+            components=sorted(called_components(loaded)), bindings=dict(loaded.bindings)))
     assets = []
     assets_dir = directory / "assets"
     if assets_dir.is_dir():
@@ -303,12 +314,14 @@ def check_contents(manifest: PackManifest, entries: dict[str, bytes]) -> None:
             raise PackError("asset missing or outside assets/", entry=asset)
     ids = {flow.id for flow in manifest.flows}
     known = {component.id for component in manifest.components}
+    offered = pack_operations(manifest.components)
     for flow in manifest.flows:
         described.add(flow.file)
         if flow.file not in entries:
             raise PackError(f"missing entry of flow {flow.id!r}", entry=flow.file)
         try:
-            loaded = load_flow(entries[flow.file].decode("utf-8"), flow.file, pack_flows=ids)
+            loaded = load_flow(entries[flow.file].decode("utf-8"), flow.file, pack_flows=ids,
+                               bindings=flow.bindings, components=offered)
         except (GreenticError, UnicodeDecodeError) as exc:
             raise PackError(f"flow does not load: {exc}", entry=flow.file) from None
         missing = sorted(called_components(loaded) - known)

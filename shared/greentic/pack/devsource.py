@@ -9,6 +9,13 @@ import msgspec
 import yaml
 
 from greentic.errors import ConfigError
+from greentic.flow.sidecar import sidecar_bindings
+from greentic.pack.greentic_source import (
+    GreenticPackConfig,
+    greentic_component,
+    is_greentic_pack_yaml,
+    read_greentic_pack_yaml,
+)
 from greentic.types.component import ComponentManifest
 
 
@@ -38,29 +45,54 @@ class PackFlowSource(msgspec.Struct):
     id: str
     file: str
     source: str
+    bindings: dict[str, str] = {}
+    """node id → component id, from the flow's resolve sidecars (or the archive)."""
 
 
 def read_dev_pack(directory: Path) -> tuple[PackSourceManifest, list[PackFlowSource]]:
-    """Read `pack.yaml` and the flow files it lists (all of `flows/*.ygtc` when it lists none)."""
+    """Read `pack.yaml` (ours, or Greentic's as `greentic-pack build` reads it) and the flow
+    files it lists (all of `flows/*.ygtc` when it lists none), with their sidecars' bindings."""
     manifest_path = directory / "pack.yaml"
     try:
-        manifest = msgspec.convert(yaml.safe_load(manifest_path.read_text(encoding="utf-8")),
-                                   PackSourceManifest)
+        document = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+        if is_greentic_pack_yaml(document):
+            manifest = _from_greentic(read_greentic_pack_yaml(document, directory), directory)
+        else:
+            manifest = msgspec.convert(document, PackSourceManifest)
     except OSError as exc:
         raise ConfigError(f"cannot read {manifest_path}: {exc.strerror}") from None
     except (yaml.YAMLError, msgspec.ValidationError) as exc:
         raise ConfigError(f"{manifest_path}: {exc}") from None
     entries = manifest.flows or [PackFlowEntry(id=p.stem, file=str(p.relative_to(directory)))
                                  for p in sorted(directory.glob("flows/*.ygtc"))]
+    wasm_files = {(directory / c.wasm).resolve(): c.id for c in manifest.components if c.wasm}
     flows = []
     for entry in entries:
         path = directory / entry.file
         try:
-            flows.append(PackFlowSource(entry.id, str(path), path.read_text(encoding="utf-8")))
+            source = path.read_text(encoding="utf-8")
+            bindings = sidecar_bindings(path, wasm_files)
         except OSError as exc:
             raise ConfigError(f"{manifest_path}: flow {entry.id!r}: cannot read {path}: "
                               f"{exc.strerror}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{manifest_path}: flow {entry.id!r}: {exc}") from None
+        flows.append(PackFlowSource(entry.id, str(path), source, bindings))
     return manifest, flows
+
+
+def _from_greentic(config: GreenticPackConfig, directory: Path) -> PackSourceManifest:
+    components: dict[str, ComponentManifest] = {}
+    for index, component in enumerate(config.components):
+        if component.id not in components:  # packc keeps the first of a duplicated id
+            components[component.id] = greentic_component(
+                component, directory, f"{directory / 'pack.yaml'}: components[{index}] "
+                f"({component.id})")
+    return PackSourceManifest(
+        pack_id=config.pack_id, version=config.version, kind=config.kind.lower(),
+        publisher=config.publisher, components=list(components.values()),
+        flows=[PackFlowEntry(id=f.id, file=f.file, entrypoints=list(f.entrypoints),
+                             tags=list(f.tags)) for f in config.flows])
 
 
 def dev_component_files(directory: Path,

@@ -2,10 +2,12 @@
 per-revision documents executors load on demand for conversations paused in an older one."""
 
 import hashlib
+import re
 
 import msgspec
 
 from greentic.bus.subjects import token_key
+from greentic.errors import SubjectError
 from greentic.types.codec import json_codec
 from greentic.types.component import ComponentManifest
 
@@ -29,6 +31,9 @@ class FlowDocument(TenantPackDocument, kw_only=True):
     version: str
     """sha256 of `source`."""
     source: str
+    bindings: dict[str, str] = {}
+    """node id → component, for nodes calling a component by name (resolved against the
+    pack's components when pack-loader checked the pack)."""
 
 
 class ComponentDocument(TenantPackDocument, kw_only=True):
@@ -75,9 +80,17 @@ def flow_key(env: str, tenant: str, pack: str, flow: str) -> str:
     return token_key(env=env, tenant=tenant, pack=pack, flow=flow)
 
 
+COMPONENT_ID = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+"""Ours (one token) and Greentic's (dotted, `ai.greentic.component-echo`)."""
+
+
 def component_key(env: str, tenant: str, pack: str, component: str) -> str:
-    """KV key of a tenant's component: `{env}.{tenant}.{pack}.{component}`."""
-    return token_key(env=env, tenant=tenant, pack=pack, component=component)
+    """KV key of a tenant's component: `{env}.{tenant}.{pack}.{component}`; a dotted id
+    (Greentic's `ai.greentic.component-echo`) is one token with `=` for each `.`."""
+    if not isinstance(component, str) or not COMPONENT_ID.fullmatch(component):
+        raise SubjectError("component", component, "a component id is tokens of letters, "
+                           "digits, '_' and '-', joined by '.'")
+    return f"{token_key(env=env, tenant=tenant, pack=pack)}.{component.replace('.', '=')}"
 
 
 def pack_version_key(env: str, tenant: str, pack: str, revision: str) -> str:

@@ -23,13 +23,17 @@ SEMVER = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=128)]
+ComponentId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+                                          max_length=128)]
+"""Ours, or Greentic's dotted ids (`ai.greentic.component-echo`)."""
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
 
-class PackComponent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class PackComponent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True,
+                    omit_defaults=True):
     """One component: what the runtime grants it, and the digest of its bytes."""
 
-    id: Name
+    id: ComponentId
     version: str
     world: World
     capabilities: ComponentCapabilities
@@ -38,15 +42,17 @@ class PackComponent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`components/<id>@<version>/component.wasm`."""
     sha256: Sha256
     size: int
+    default_operation: str = ""
 
     def runtime_manifest(self) -> ComponentManifest:
         """The manifest the executor's component host enforces."""
         return ComponentManifest(id=self.id, version=self.version, world=self.world,
                                  wasm=self.file, capabilities=self.capabilities,
-                                 operations=list(self.operations))
+                                 operations=list(self.operations),
+                                 default_operation=self.default_operation)
 
 
-class PackFlow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class PackFlow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     id: Name
     file: str
     """`flows/<id>/flow.ygtc`."""
@@ -54,6 +60,9 @@ class PackFlow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tags: list[str]
     components: list[str]
     """Component ids the flow calls (checked against `components` when building and reading)."""
+    bindings: dict[str, str] = {}
+    """node id → component, for nodes that call a component by name (what the flow's
+    sidecars and the pack's components resolved when it was built)."""
 
 
 class PackManifest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -50,7 +50,7 @@ class Documents(NamedTuple):
                 key = flow_key(env, tenant_id, pack_id, flow.id)
                 self.flows.append((key, FlowDocument(
                     tenant=tenant_id, pack=pack_id, pack_version=contents.version,
-                    flow=flow.id, file=flow.file, source=flow.source,
+                    flow=flow.id, file=flow.file, source=flow.source, bindings=flow.bindings,
                     version=contents.flow_versions[flow.id], revision=contents.revision)))
             for component, digest, size, _ in contents.components:
                 key = component_key(env, tenant_id, pack_id, component.id)

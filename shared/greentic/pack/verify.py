@@ -12,7 +12,7 @@ import structlog
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError, PackError
 from greentic.flow.loader import load_flow
-from greentic.pack.archive import PackArchive, PackLimits, read_pack_file
+from greentic.pack.archive import PackArchive, PackLimits, pack_operations, read_pack_file
 from greentic.pack.devsource import PackFlowSource, dev_component_files, read_dev_pack
 from greentic.pack.index import pack_revision
 from greentic.pack.keys import parse_trusted_keys
@@ -69,8 +69,14 @@ class PackVerifier:
                           in dev_component_files(pack_path, manifest)]
         # refuse what executors could not run
         ids = {flow.id for flow in flows}
-        versions = {flow.id: load_flow(flow.source, flow.file, pack_flows=ids).version
-                    for flow in flows}
+        offered = pack_operations(c for c, _, _, _ in components)
+        loaded = {flow.id: load_flow(flow.source, flow.file, pack_flows=ids,
+                                     bindings=flow.bindings, components=offered)
+                  for flow in flows}
+        versions = {flow_id: flow.version for flow_id, flow in loaded.items()}
+        # what each flow calls by name, as resolved against this pack's components
+        flows = [msgspec.structs.replace(flow, bindings=loaded[flow.id].bindings)
+                 for flow in flows]
         revision = pack_revision(pack_id, pack_version, list(versions.items()),
                                  [(c.id, d, msgspec.json.encode(c)) for c, d, _, _ in components])
         return PackContents(pack_version, flows, components, versions, revision)
@@ -101,8 +107,8 @@ class PackVerifier:
             error = PackError(str(archive), entry=str(path))
             error.entry = archive.entry or str(path)  # the message names the file, entry the part
             raise error
-        flows = [PackFlowSource(flow.id, f"{path}!{flow.file}", archive.flow_source(flow))
-                 for flow in archive.manifest.flows]
+        flows = [PackFlowSource(flow.id, f"{path}!{flow.file}", archive.flow_source(flow),
+                                dict(flow.bindings)) for flow in archive.manifest.flows]
         components = [(c.runtime_manifest(), c.sha256, c.size, archive.entries[c.file])
                       for c in archive.manifest.components]
         return archive.manifest.version, flows, components

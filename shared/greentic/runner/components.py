@@ -173,6 +173,10 @@ def component_operations(registry: ComponentRegistry,
                 return NodeOutcome({"text": text})
             if loaded.world == "node":
                 operation = args.get("operation")
+                if not operation:
+                    operation = loaded.manifest.default_operation or (
+                        loaded.manifest.operations[0] if len(loaded.manifest.operations) == 1
+                        else None)
                 if not isinstance(operation, str) or not operation:
                     return _error("bad-input", f"node {node.id!r}: `operation` is required for "
                                   f"node-world component {loaded.id!r}")

@@ -50,7 +50,8 @@ class FlowRegistry:
             return
         try:
             document = decode_flow_document(value or b"")
-            prepared = self.engine.prepare(load_flow(document.source, document.file),
+            prepared = self.engine.prepare(load_flow(document.source, document.file,
+                                                     bindings=document.bindings),
                                            document.pack, document.revision)
         except (msgspec.DecodeError, FlowError) as exc:
             log.error("flow in index is unusable; keeping the previous version", key=key,

@@ -74,8 +74,9 @@ class PackVersions:
         try:
             key = pack_version_key(ctx.env, ctx.tenant, pack, revision)
             document = decode_pack_version((await self._kv.get(key)).value or b"")
-            flows = {flow.flow: self.engine.prepare(load_flow(flow.source, flow.file),
-                                                    flow.pack, flow.revision)
+            flows = {flow.flow: self.engine.prepare(
+                load_flow(flow.source, flow.file, bindings=flow.bindings), flow.pack,
+                flow.revision)
                      for flow in document.flows}
             components = {c.manifest.id: await self.components.load(self._objects, c)
                           for c in document.components}

@@ -55,3 +55,6 @@ class ComponentManifest(msgspec.Struct, forbid_unknown_fields=True, omit_default
     capabilities: ComponentCapabilities = ComponentCapabilities()
     operations: list[str] = []
     """Operation names flows may call (node world); empty means any."""
+    default_operation: str = ""
+    """What a flow node that names the component but no operation invokes (Greentic's
+    component manifest `default_operation`)."""
