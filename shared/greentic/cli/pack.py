@@ -32,6 +32,7 @@ from greentic.pack.archive import (
     sign_pack,
 )
 from greentic.pack.deploy import DeployReply, DeployRequest, request_deploy
+from greentic.pack.greentic_build import build_greentic_pack
 from greentic.pack.greentic_format import (
     FORMAT_NAMES,
     PackFormat,
@@ -113,17 +114,26 @@ def new(name: str, parent: Path) -> None:
               help="The .gtpack to write (default <DIRECTORY name>.gtpack).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Sign it too, with this private key (from `greentic pack keygen`).")
-def build_command(directory: Path, output: Path | None, key: Path | None) -> None:
-    """Build DIRECTORY into a deterministic .gtpack (unsigned unless --key)."""
+@click.option("--format", "pack_format", type=click.Choice(["greentic-py", "greentic"]),
+              default="greentic-py", show_default=True,
+              help="greentic: the archive Greentic's own `greentic-pack build` writes.")
+def build_command(directory: Path, output: Path | None, key: Path | None,
+                  pack_format: str) -> None:
+    """Build DIRECTORY (our pack.yaml or Greentic's) into a deterministic .gtpack (unsigned
+    unless --key)."""
     output = output or Path(f"{directory.resolve().name}.gtpack")
+    if pack_format == "greentic" and key is not None:
+        raise click.UsageError("--key signs our format; Greentic's packs are built unsigned")
     try:
-        data = build_pack(directory)
+        data = build_pack(directory) if pack_format == "greentic-py" else \
+            build_greentic_pack(directory)
         if key is not None:
             data = sign_pack(data, read_signing_key(key))
     except GreenticError as exc:
         raise _fail(exc) from None
     _write_atomically(output, data)
-    click.echo(f"built {output} ({len(data)} bytes, {'signed' if key else 'unsigned'})")
+    click.echo(f"built {output} ({len(data)} bytes, {pack_format} format, "
+               f"{'signed' if key else 'unsigned'})")
 
 
 @pack.command()

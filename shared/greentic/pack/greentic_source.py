@@ -84,7 +84,7 @@ def component_wasm(directory: Path, wasm: str, where: str) -> Path:
     return path
 
 
-def _disk_manifest(wasm: Path, component_id: str, root: Path) -> dict[str, Any]:
+def disk_manifest(wasm: Path, component_id: str, root: Path) -> dict[str, Any]:
     """The component's own manifest beside its wasm (or in a folder above, up to the pack)."""
     names = ("component.manifest.json", "component.json", f"{component_id}.manifest.json",
              f"{component_id}.json")
@@ -128,7 +128,7 @@ def greentic_component(config: GreenticComponentConfig, directory: Path,
                        where: str) -> ComponentManifest:
     """Our manifest of one Greentic component (its on-disk manifest first, as packc)."""
     wasm = component_wasm(directory, config.wasm, where)
-    disk = _disk_manifest(wasm, config.id, directory)
+    disk = disk_manifest(wasm, config.id, directory)
     world_name = str(disk.get("world") or config.world)
     world = hosted_world(world_name)
     if world is None:

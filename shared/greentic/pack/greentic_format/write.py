@@ -248,9 +248,11 @@ def write_greentic_pack(*, pack_id: str, version: str, flows: Sequence[GreenticF
                         components: Sequence[GreenticComponentInput] = (),
                         kind: str = "application", publisher: str = "", name: str | None = None,
                         assets: dict[str, bytes] | None = None, pack_lock: bytes | None = None,
-                        dev: bool = False) -> bytes:
+                        files: dict[str, bytes] | None = None, dev: bool = False) -> bytes:
     """A Greentic current-layout `.gtpack` (unsigned, as packc writes them). `assets` are
-    keyed by their path under `assets/`; `pack_lock` is written as `pack.lock.cbor` as given;
+    keyed by their path under `assets/`, `files` (the pack root's other folders, as packc's
+    `collect_extra_dir_files` bundles them) by their own path; `pack_lock` is written as
+    `pack.lock.cbor` as given;
     `dev` adds the flow sources and marks the pack `dev`, as `packc build --dev`."""
     _check(pack_id, "pack id")
     if not SEMVER.match(version):
@@ -274,6 +276,7 @@ def write_greentic_pack(*, pack_id: str, version: str, flows: Sequence[GreenticF
         entries += [(f"components/{component.id}.wasm", component.wasm),
                     (f"components/{component.id}.manifest.cbor", manifest_files[component.id])]
     extra = [(f"assets/{path}", data) for path, data in (assets or {}).items()]
+    extra += list((files or {}).items())
     entries += sorted(extra + ([("pack.lock.cbor", pack_lock)] if pack_lock is not None else []))
     for path, _ in entries:
         check_entry_name(path)
