@@ -1,9 +1,10 @@
 """`.ygtc` YAML → Flow IR. Every problem is a diagnostic with `file:line:col` and the node id.
 
-The format in the wild is looser than its documentation, so the loader accepts: a missing
-`schema_version` or `start` (the first node), `next` for `to`, a single route mapping or a bare
-node id as routing, `x-*` extension keys. Unknown operations are warnings for a lone flow file
-and errors when the flow is validated inside its pack (`strict_bindings`).
+What greentic-flow's loader accepts is accepted (docs/flows.md, compatibility notes), plus a
+few looser forms seen in the wild (`next` for `to`, a single route mapping or a bare node id
+as routing). Components called by name are resolved here: against the pack's components
+when the flow is checked inside its pack (an unresolved name is then an error), else left to
+the bindings a pack recorded.
 """
 
 import hashlib
