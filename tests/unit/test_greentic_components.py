@@ -17,11 +17,14 @@ import cbor2
 import pytest
 import yaml
 
-from greentic.component import ComponentEngine, ComponentHost
+from greentic.component import ComponentEngine, ComponentHost, cbor
 from greentic.component.build import describe
 from greentic.component.host import state_name
+from greentic.component.invocation import envelope_payload_cbor, node_failure, output_cbor_text
+from greentic.component.node import U64_MAX, NodeCall, NodeV06
 from greentic.errors import ComponentError, ComponentLoadError
 from greentic.interfaces.host_imports import DEFINERS
+from greentic.interfaces.values import field, record
 from greentic.interfaces.wit import GREENTIC_PACKAGES, WIT_DIR
 from greentic.secrets import EnvSecretsProvider, secret_variable
 from greentic.state import MemoryStateStore, StateKey
@@ -30,6 +33,7 @@ from greentic.types.component import ComponentCapabilities, ComponentManifest
 from tests.greentic_files import greentic_file
 
 ACME = TenantCtx("dev", "acme", "support")
+DEMO = "greenticai/greentic-demo"
 INTEGRATION = "greenticai/greentic-integration"
 PROVIDERS = "greenticai/greentic-messaging-providers"
 WASM_TOOLS = str(Path(sys.executable).parent / "wasm-tools")
@@ -105,9 +109,10 @@ class TestEchoComponent:
         assert component == "ai.greentic.component-echo"
         loaded = host.load(node(component), echo_wasm())
         output = await host.invoke(loaded, ACME, "sess-1", node_input["operation"], node_input,
-                                   flow_id="echo", step_id="echo")
-        # the runner sends a JSON InvocationEnvelope (payload and metadata as byte arrays of
-        # sorted-key JSON); the echo answers it verbatim and the runner parses the JSON
+                                   flow_id="echo", step_id="echo", by_name=True)
+        # the node names its component, so all its fields are the input; the runner sends a
+        # JSON InvocationEnvelope (payload and metadata as byte arrays of sorted-key JSON); the
+        # echo answers it verbatim and the runner parses the JSON
         assert output == {
             "ctx": {"env": "dev", "tenant": "acme", "tenant_id": "acme", "team": "support",
                     "team_id": "support", "session_id": "sess-1", "flow_id": "echo",
@@ -153,6 +158,157 @@ class TestEchoComponent:
             echo_pack() / "components/ai.greentic.component-echo/component_echo.wasm"))
         ours = node_interface(wasm_tools_wit(WIT_DIR / "greentic-component-0.5.0"))
         assert ours == embedded
+
+
+def quickstart() -> Path:
+    return greentic_file(DEMO, "apps/quickstart-app")
+
+
+def webchat_message(text: str, user: str, conversation: str) -> dict:
+    """Greentic's ChannelMessageEnvelope (greentic-types src/messaging.rs) for a WebChat
+    message, as messaging-provider-webchat makes it from a Direct Line activity
+    (ops/envelope.rs `build_webchat_envelope_with_ctx`, anonymous token: env and tenant
+    `default`); empty and absent fields are not serialized."""
+    return {"id": f"webchat-{conversation}",
+            "tenant": {"env": "default", "tenant": "default", "tenant_id": "default",
+                       "attempt": 0},
+            "channel": conversation, "session_id": conversation,
+            "from": {"id": user, "kind": "user"}, "text": text,
+            "metadata": {"env": "default", "route": conversation, "tenant": "default",
+                         "universal": "true", "user_id": user, "user_verified": "false"}}
+
+
+def extract_event_fields(message: dict) -> dict:
+    """The quickstart's `extract_event` node as written, `{{in.input}}` rendered (an exact
+    expression renders to the value itself), without `component`/`operation`."""
+    flow = yaml.safe_load((quickstart() / "flows/on_message.ygtc").read_text())
+    fields = dict(flow["nodes"]["extract_event"]["component.exec"])
+    assert (fields.pop("component"), fields.pop("operation")) == ("component-msg2events",
+                                                                  "extract")
+    assert fields == {"message": "{{in.input}}", "source_provider": "webchat"}
+    return {**fields, "message": message}
+
+
+class TestQuickstartApp:
+    """Greentic's quickstart: `component.exec` of msg2events (a 0.6.0 node exporting only
+    `invoke`), called as Greentic's runner calls it for a WebChat "hello" from u1 in c1."""
+
+    MANIFEST = ComponentManifest(id="component-msg2events", world="node",
+                                 operations=["route", "extract", "validate"])
+    TENANT = TenantCtx("local", "default", "")
+
+    def msg2events(self, host: ComponentHost):
+        data = (quickstart() / "components/component-msg2events.wasm").read_bytes()
+        return host.load(self.MANIFEST, data)
+
+    def test_it_is_hosted_through_node_0_6_with_invoke_alone(self, host) -> None:
+        loaded = self.msg2events(host)
+        assert (loaded.node.version, loaded.node_functions) == ("0.6.0", ("invoke",))
+        assert host.describe_node(loaded) == {}
+
+    def test_the_node_is_what_greentic_compiled_into_its_gtpack(self) -> None:
+        flow = yaml.safe_load((quickstart() / "flows/on_message.ygtc").read_text())
+        with zipfile.ZipFile(quickstart() / "dist/quickstart-app.gtpack") as archive:
+            manifest = cbor2.loads(archive.read("manifest.cbor"))
+        (compiled,) = [f["flow"] for f in manifest["flows"] if f["id"] == "on_message"]
+        node = next(n for n in compiled["nodes"]
+                    if manifest["symbols"]["node_ids"][n["id"]] == "extract_event")
+        assert node["input"]["mapping"] == flow["nodes"]["extract_event"]["component.exec"]
+        assert manifest["symbols"]["component_ids"][node["component"]["id"]] == \
+            "component.exec"
+
+    def test_component_exec_gives_msg2events_the_runners_envelope_with_no_input(self) -> None:
+        # the runner's ComponentPayload keeps only `input`/`config`: `message` is dropped, so
+        # the InvocationEnvelope's payload is JSON null and envelope_v0_6 unwraps it to CBOR
+        fields = extract_event_fields(webchat_message("hello", "u1", "c1"))
+        call = NodeCall(self.TENANT, "c1", "extract", fields, "component-msg2events",
+                        flow_id="on_message", step_id="extract_event", deadline_ms=0)
+        op, envelope = NodeV06().arguments(call)
+        assert op == "extract"
+        assert field(envelope, "payload-cbor") == b"\xf6"
+        assert (field(envelope, "flow-id"), field(envelope, "step-id"),
+                field(envelope, "component-id"), field(envelope, "attempt"),
+                field(envelope, "metadata-cbor")) == ("on_message", "extract_event",
+                                                      "component-msg2events", 1, None)
+        ctx = field(envelope, "ctx")
+        assert {name: field(ctx, name) for name in (
+            "tenant-id", "team-id", "user-id", "env-id", "trace-id", "correlation-id",
+            "deadline-ms", "attempt", "idempotency-key", "i18n-id")} == {
+            "tenant-id": "default", "team-id": None, "user-id": None, "env-id": "local",
+            "trace-id": "", "correlation-id": "c1", "deadline-ms": U64_MAX, "attempt": 1,
+            "idempotency-key": "c1", "i18n-id": ""}
+
+    async def test_msg2events_answers_what_the_reply_template_reads(self, host) -> None:
+        loaded = self.msg2events(host)
+        fields = extract_event_fields(webchat_message("hello", "u1", "c1"))
+        prev = await host.invoke(loaded, self.TENANT, "c1", "extract", fields,
+                                 flow_id="on_message", step_id="extract_event")
+        # `prev` is the decoded output-cbor as it is (no unwrapping of `ok`)
+        assert prev == {"ok": True, "event": {"event_type": "message.text",
+                                              "source": {"provider": "unknown"}, "data": {}}}
+        event = prev["event"]
+        assert (event["event_type"], event["source"]["provider"], event["data"]) == (
+            "message.text", "unknown", {})
+
+    async def test_the_same_fields_reach_it_when_the_node_names_the_component(
+            self, host) -> None:
+        loaded = self.msg2events(host)
+        fields = extract_event_fields(webchat_message("hello", "u1", "c1"))
+        prev = await host.invoke(loaded, self.TENANT, "c1", "extract", fields,
+                                 flow_id="on_message", step_id="extract_event", by_name=True)
+        assert prev["event"] == {"event_type": "message.text",
+                                 "source": {"provider": "webchat"}, "data": {"text": "hello"}}
+
+
+class TestRunnerCbor:
+    """The 0.6 call's CBOR and answers, byte for byte as the runner's serde_cbor has them."""
+
+    def test_json_values_are_written_as_serde_cbor_writes_them(self) -> None:
+        value = {"b": [1.5, 100000.0, 0.1, -1, 24, None, True], "a": "é"}
+        assert cbor.dumps(value) == bytes.fromhex(
+            "a2 6161 62c3a9 6162 87 f93e00 fa47c35000 fb3fb999999999999a 20 1818 f6 f5")
+        # keys in byte order (serde_json's BTreeMap), not CBOR's length-first canonical order
+        assert cbor.dumps({"c": 2, "bb": 1}) == bytes.fromhex("a2 626262 01 6163 02")
+
+    def test_the_envelope_is_unwrapped_to_its_payload(self) -> None:
+        call = NodeCall(ACME, "c1", "lookup", {"input": {"order": "A-1"}, "config": {"k": 1}},
+                        "orders", flow_id="f", step_id="n")
+        assert cbor2.loads(envelope_payload_cbor(call.input_json())) == {
+            "config": {"k": 1}, "input": {"order": "A-1"}}
+        raw = NodeCall(ACME, "c1", "lookup", {"text": "hi"}, "orders", envelope=False)
+        assert cbor2.loads(envelope_payload_cbor(raw.input_json())) == {"text": "hi"}
+
+    def test_payload_bytes_that_are_not_json_go_as_a_byte_string(self) -> None:
+        text = json.dumps({"ctx": {"env": "dev", "tenant": "acme", "tenant_id": "acme",
+                                   "attempt": 1},
+                           "flow_id": "f", "node_id": None, "op": "x",
+                           "payload": [255, 0, 1, 42], "metadata": []})
+        assert envelope_payload_cbor(text) == b"\x44\xff\x00\x01\x2a"
+
+    def test_output_that_is_not_json_cbor_is_read_as_text(self) -> None:
+        assert output_cbor_text(cbor2.dumps({"a": [1, 2.5]})) == '{"a":[1,2.5]}'
+        assert output_cbor_text(b'{"a":1}') == '{"a":1}'  # a guest answering JSON bytes
+        assert output_cbor_text(cbor2.dumps(b"\x00\x01")) == "B\x00\x01"
+        assert output_cbor_text(b"\xf6\xf6") == "\ufffd\ufffd"  # trailing bytes
+        assert output_cbor_text(cbor2.dumps({"n": float("nan")})) == '{"n":null}'
+
+    def test_a_result_that_is_not_ok_is_the_runners_invocation_failure(self) -> None:
+        result = SimpleNamespace(tag="ok", payload=record(
+            ok=False, output_cbor=cbor2.dumps({"why": "no"}), output_metadata_cbor=None))
+        with pytest.raises(ComponentError) as error:
+            NodeV06().output(result, lambda *_: None)
+        assert (error.value.code, error.value.message) == ("COMPONENT_INVOCATION_FAILED",
+                                                           '{"why":"no"}')
+
+    def test_answers_the_runners_engine_reads_as_failures(self) -> None:
+        assert node_failure({"ok": False, "error": {"code": "E1", "message": "bad"}}) == (
+            "E1", "bad")
+        assert node_failure({"ok": False, "error": "just text"}) is None
+        assert node_failure({"error": {"code": "http", "message": "down", "status": 503}}) == (
+            "http", "down (status 503)")
+        assert node_failure({"ok": True, "error": {}}) == ("tool_error",
+                                                           "tool returned an error")
+        assert node_failure({"error": {"code": "x"}, "result": 1}) is None
 
 
 class TestOurOwnNodeComponent:

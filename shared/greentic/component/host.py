@@ -153,6 +153,8 @@ class LoadedComponent:
     """False when the component imports no host interface: calls skip setting up services."""
     node: NodeAdapter | None = None
     """The node world's adapter (0.6.0 or 0.5.0), chosen from the exports at load."""
+    node_functions: tuple[str, ...] = ()
+    """The adapter's functions the component exports (invoke always; describe when built)."""
     _pool: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -313,10 +315,16 @@ class ComponentHost:
         """Compile (through the cache), detect the world, check imports, link. Blocking."""
         digest = digest or sha256(data)
         component = self.engine.compile(manifest.id, data, digest)
+        return self.link(manifest, component, digest, len(data))
+
+    def link(self, manifest: ComponentManifest, component: Component, digest: str,
+             size: int) -> LoadedComponent:
+        """`load` of an already compiled component: detect the world, check imports, link."""
         engine = self.engine.engine
         component_type = component.type
         imports = list(component_type.imports(engine))
-        exports = set(component_type.exports(engine))
+        exported = component_type.exports(engine)
+        exports = set(exported)
         world = detect_world(exports)
         if world is None:
             raise ComponentLoadError(manifest.id, "exports neither the seed world (execute), "
@@ -324,14 +332,22 @@ class ComponentHost:
         if world != manifest.world:
             raise ComponentLoadError(manifest.id, f"exports the {world} world but its manifest "
                                      f"says {manifest.world}")
+        node = node_adapter(exports) if world == "node" else None
+        node_functions: tuple[str, ...] = ()
+        if node is not None:
+            offered = set(exported[node.export].ty.exports(engine))
+            node_functions = tuple(name for name in node.functions if name in offered)
+            if node.functions[0] not in offered:
+                raise ComponentLoadError(manifest.id, f"exports {node.export} without its "
+                                         f"{node.functions[0]} function")
         linked = check_imports(manifest, imports)
         linker = Linker(engine)
         if any(name.startswith(WASI_PREFIXES) for name in imports):
             linker.add_wasip2()
         define_host_imports(linker, {n for n in linked if n in DEFINERS}, _current_services)
         return LoadedComponent(manifest, digest, world, component, linker, tuple(imports),
-                               len(data), host_calls=bool(linked - set(ALWAYS_GRANTED)),
-                               node=node_adapter(exports) if world == "node" else None)
+                               size, host_calls=bool(linked - set(ALWAYS_GRANTED)),
+                               node=node, node_functions=node_functions)
 
     async def load_async(self, manifest: ComponentManifest, data: bytes,
                          digest: str | None = None) -> LoadedComponent:
@@ -360,7 +376,7 @@ class ComponentHost:
             funcs["execute"] = instance.get_func(store, "execute")
         else:
             node = loaded.node
-            export, names = ((node.export, node.functions) if node is not None
+            export, names = ((node.export, loaded.node_functions) if node is not None
                              else (MCP_EXPORT, ("call-tool", "list-tools")))
             index = instance.get_export_index(store, export)
             for name in names:
@@ -471,15 +487,18 @@ class ComponentHost:
 
     async def invoke(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
                      op: str, payload: Any, *, flow_id: str = "", step_id: str = "",
-                     trace_id: str = "", i18n_id: str = "en", attempt: int = 0,
-                     provider_id: str = "", envelope: bool = True) -> Any:
+                     trace_id: str = "", i18n_id: str = "", attempt: int = 0,
+                     provider_id: str = "", envelope: bool = True, by_name: bool = False
+                     ) -> Any:
         """Node world (0.6.0 or 0.5.0, whichever the component exports): operation `op` with
         `payload` (a node's input, any JSON-like value); returns the decoded output or raises
         ComponentError with the guest's `node-error` code and message.
 
-        0.6.0 gets `payload` as CBOR in an invocation-envelope; 0.5.0 gets what Greentic's
-        runner sends a flow node (`greentic.component.invocation`; `envelope=False`: the
-        payload's JSON as it is)."""
+        Both get what Greentic's runner sends a flow node (`greentic.component.invocation`):
+        `payload` is the node's fields without `component`/`operation`; for a `component.exec`
+        node only its `input` and `config` reach the component, for a node naming its
+        component (`by_name`) all of them; `envelope=False` sends the payload as it is. 0.5.0
+        gets the InvocationEnvelope's JSON, 0.6.0 its payload unwrapped, as CBOR."""
         operations = loaded.manifest.operations
         if operations and op not in operations:
             raise ComponentError("not-found", f"component {loaded.id!r} has no operation "
@@ -493,7 +512,7 @@ class ComponentHost:
             tenant, conversation, op, payload, loaded.id, flow_id=flow_id, step_id=step_id,
             trace_id=trace_id, i18n_id=i18n_id, attempt=attempt,
             deadline_ms=int(time.time() * 1000) + limits.timeout_ms, provider_id=provider_id,
-            envelope=envelope))
+            envelope=envelope, by_name=by_name))
 
         def body(live: Live) -> Any:
             return live.funcs["invoke"](live.store, *arguments)
