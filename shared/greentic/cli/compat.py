@@ -5,12 +5,13 @@ from pathlib import Path
 
 import click
 
+from greentic.compat.components import judge_component
 from greentic.compat.flows import judge_flow
 from greentic.compat.packs import judge_pack
 from greentic.compat.verdict import Verdict, summary_line
 from greentic.compat.walk import repository_files
 
-JUDGES = {"flows": judge_flow, "packs": judge_pack}
+JUDGES = {"flows": judge_flow, "packs": judge_pack, "components": judge_component}
 
 
 @click.command()
