@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SKIPPED_DIRS = {".git", ".greentic", "node_modules"}
 README_MAX_LINES = 220
+GREENTIC_COPIES = ROOT / "tests" / "fixtures" / "greentic"
 
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
@@ -29,6 +30,8 @@ def markdown_files() -> list[Path]:
     for directory, subdirs, files in os.walk(ROOT):
         subdirs[:] = sorted(d for d in subdirs
                             if d not in SKIPPED_DIRS and not d.startswith(".venv"))
+        if Path(directory) == GREENTIC_COPIES:
+            subdirs[:] = []  # Greentic's own files, copied here (not ours, not committed)
         found += [Path(directory, name) for name in sorted(files) if name.endswith(".md")]
     return found
 

@@ -35,3 +35,9 @@ def test_a_section_on_a_path_repeats_per_item_and_inverts_when_empty() -> None:
                                 "{{/w.place}}")
     assert template({"w": {"days": [{"date": "Mon"}, {"date": "Tue"}], "empty": [],
                            "place": {"name": "Oslo"}}}) == "- Mon!\n- Tue!\nno daysOslo"
+
+
+def test_values_are_written_as_greentics_handlebars_writes_them() -> None:
+    template = compile_template("{{d}}|{{l}}|{{n}}|{{b}}|{{x}}")
+    assert template({"d": {"a": 1}, "l": [1, "a", {}], "n": None, "b": True, "x": 2.5}) == \
+        "[object]|[1, a, [object]]||true|2.5"

@@ -14,6 +14,28 @@ import pybars._compiler
 
 pybars._compiler.escape = lambda text: text  # chat replies are plain text, never HTML
 
+
+def _as_text(value: Any) -> str:
+    """A value as handlebars-rust writes it into text (its `JsonRender`), as Greentic's
+    templates show it: a mapping is `[object]`, a list `[a, b]`, null nothing, booleans
+    `true`/`false`."""
+    if isinstance(value, dict):
+        return "[object]"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_as_text(item) for item in value) + "]"
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _prepare(value: Any, _should_escape: bool) -> Any:
+    return value if isinstance(value, pybars.strlist) else _as_text(value)
+
+
+pybars._compiler.prepare = _prepare  # what compiled templates import to write a value
+
 _compiler = pybars.Compiler()
 Template = Callable[[dict[str, Any]], str]
 

@@ -183,7 +183,8 @@ def component_operations(registry: ComponentRegistry,
                 payload = {k: v for k, v in args.items() if k not in ("component", "operation")}
                 output = await registry.host.invoke(
                     loaded, envelope.ctx, envelope.conversation, operation, payload,
-                    flow_id=envelope.flow.flow if envelope.flow else "", step_id=node.id)
+                    flow_id=envelope.flow.flow if envelope.flow else "", step_id=node.id,
+                    by_name=node.op != "component.exec")  # `<component-id>: {…}` gives all
                 return NodeOutcome(_output(output))
             return _error("bad-input", f"component {loaded.id!r} is an MCP tool server: call "
                           "it with the `mcp` operation")
