@@ -17,11 +17,12 @@ def test_greentics_echo_application_is_accepted_file_by_file() -> None:
     echo = greentic_file("greenticai/greentic-integration", "crates/test-packs/echo-pack")
     code, lines = compat(echo)
     assert code == 0, lines
-    assert lines[-1].startswith("flows 1/1, packs 2/2, components ")
+    assert lines[-1] == "flows 1/1, packs 2/2, components 1/1"
     assert "accepted flow      flows/main.ygtc: schema_version 2, 1 nodes" in lines
-    assert "accepted pack      pack.yaml: pack source, 1 components, 1 flows" in lines
+    assert "accepted pack      pack.yaml: pack source, 1 components (hosted), 1 flows" in lines
     assert any(line.startswith("accepted pack      dist/echo-pack.gtpack: Greentic (current "
-                               "layout), 1 components, 1 flows, unsigned") for line in lines)
+                               "layout), 1 components (hosted), 1 flows, unsigned")
+               for line in lines)
 
 
 def test_refusals_name_the_file_and_the_reason_and_nothing_crashes(tmp_path: Path) -> None:

@@ -86,6 +86,18 @@ def _judge(data: bytes, digest: str, name: str) -> tuple[bool, str]:
     return True, f"node {loaded.node.version}" if loaded.node is not None else world
 
 
+def component_verdict(data: bytes, name: str) -> tuple[bool, str]:
+    """(accepted, reason) for a component's bytes; identical bytes are judged once. Never
+    raises."""
+    try:
+        digest = sha256(data)
+        if digest not in _verdicts:
+            _verdicts[digest] = _judge(data, digest, name)
+        return _verdicts[digest]
+    except Exception as exc:  # one bad file is a refusal, never the end of the walk
+        return False, f"{type(exc).__name__}: {exc}"
+
+
 def judge_component(path: Path, root: Path) -> Verdict:
     """Accepted naming the world it is hosted as (`node 0.6.0`, `node 0.5.0`, `mcp`, `seed`);
     refused naming what is not WebAssembly, not a component, or not hosted. Never raises."""
@@ -95,10 +107,7 @@ def judge_component(path: Path, root: Path) -> Verdict:
         shown = str(path)
     try:
         data = path.read_bytes()
-        digest = sha256(data)
-        if digest not in _verdicts:
-            _verdicts[digest] = _judge(data, digest, path.stem)
-        accepted, reason = _verdicts[digest]
-    except Exception as exc:  # one bad file is a refusal, never the end of the walk
-        accepted, reason = False, f"{type(exc).__name__}: {exc}"
+    except OSError as exc:
+        return Verdict(shown, KIND, False, f"cannot read it: {exc.strerror}")
+    accepted, reason = component_verdict(data, path.stem)
     return Verdict(shown, KIND, accepted, reason)
