@@ -22,9 +22,9 @@ ALLOWED = {
     "mcp": {"interfaces", "types", "component", "state", "errors"},
     "pack": {"flow", "types", "bus", "config", "errors"},
     "runner": {"flow", "pack", "state", "session", "component", "interfaces", "mcp", "types",
-               "bus", "config", "errors", "telemetry", "secrets"},
-    "hosting": {"types", "bus", "config", "errors", "telemetry"},
-    "providers": {"types", "bus", "config", "errors", "telemetry", "hosting"},
+               "bus", "config", "errors", "telemetry", "secrets", "hosting"},
+    "hosting": {"types", "bus", "config", "errors", "telemetry", "component", "pack"},
+    "providers": {"types", "bus", "config", "errors", "telemetry", "hosting", "component"},
     "admin": {"types", "bus", "config", "errors", "hosting", "pack", "runner", "session"},
     "bench": {"types", "bus", "errors", "component", "interfaces", "hosting", "state"},
 }

@@ -12,6 +12,7 @@ from nats.js.kv import KeyValue
 
 from greentic.bus.topology import PACK_VERSIONS_BUCKET, ensure_streams
 from greentic.flow import FlowEngine, load_flow
+from greentic.hosting.components import ComponentRegistry
 from greentic.pack.index import (
     FlowDocument,
     PackVersionDocument,
@@ -20,7 +21,6 @@ from greentic.pack.index import (
     pack_version_key,
 )
 from greentic.pack.versions import PackVersionIndex
-from greentic.runner.components import ComponentRegistry
 from greentic.runner.pack_versions import PackVersions
 from greentic.services.executor import TurnApplier
 from greentic.session import MemoryRecords, RecordSessionStore, SessionKey

@@ -20,8 +20,8 @@ from greentic.errors import FlowError, GreenticError
 from greentic.flow.engine import FlowEngine
 from greentic.flow.loader import load_flow
 from greentic.flow.turn import PreparedFlow
+from greentic.hosting.components import ComponentRegistry
 from greentic.pack.index import decode_pack_version, pack_version_key
-from greentic.runner.components import ComponentRegistry
 from greentic.types.tenant import TenantCtx
 
 log = structlog.get_logger(__name__)

@@ -41,8 +41,9 @@ from greentic.config.settings import Settings
 from greentic.errors import DeadLetter, FlowError, RetryLater, RevisionConflict
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, Reply
 from greentic.flow.turn import FlowResolver
+from greentic.hosting.components import ComponentRegistry
 from greentic.hosting.hop import read_envelope, report_lag, set_lag
-from greentic.runner.components import ComponentRegistry, component_operations
+from greentic.runner.components import component_operations
 from greentic.runner.flow_registry import FlowRegistry
 from greentic.runner.operations import state_operations
 from greentic.runner.pack_versions import PackVersions
