@@ -36,8 +36,15 @@ class Channel(msgspec.Struct, forbid_unknown_fields=True):
     """One provider instance (e.g. a WebChat widget, a Slack app) and the flow it talks to."""
 
     provider: str
+    """A built-in channel (`webchat`, `telegram`, `slack`, `teams`, `whatsapp`) or a provider
+    component of a pack: `<pack>/<component id>`."""
     flow: str
     """`<pack>/<flow id>` handling this channel's messages."""
+
+    def provider_component(self) -> tuple[str, str] | None:
+        """(pack, component) when the provider is a pack's component, else None."""
+        pack, slash, component = self.provider.partition("/")
+        return (pack, component) if slash else None
     config: dict[str, Any] = {}
     """Provider settings; for webchat: `secret`, `anonymous`."""
 
@@ -114,6 +121,12 @@ def _check(bundle: Bundle, file: str) -> None:
                 if pack not in tenant.packs:
                     raise ConfigError(f"{file}: {where}.flow uses pack {pack!r}, which tenant "
                                       f"{tenant_id!r} is not given (tenants.{tenant_id}.packs)")
+                component = channel.provider_component()
+                if component is not None and (not all(component) or
+                                              component[0] not in tenant.packs):
+                    raise ConfigError(f"{file}: {where}.provider {channel.provider!r} must be "
+                                      f"'<pack>/<component>' of a pack tenant {tenant_id!r} is "
+                                      f"given (tenants.{tenant_id}.packs)")
     for pack_id, source in bundle.packs.items():
         _token(file, "pack", pack_id)
         where = f"{file}: packs.{pack_id}"

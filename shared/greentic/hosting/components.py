@@ -10,12 +10,18 @@ from typing import Any
 
 import msgspec
 import structlog
+from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from greentic.bus.topology import COMPONENT_INDEX_BUCKET, COMPONENTS_OBJECT_STORE
 from greentic.bus.watch import watch_bucket
+from greentic.component.engine import ComponentEngine
 from greentic.component.host import ComponentHost, LoadedComponent
+from greentic.config.settings import Settings
 from greentic.errors import GreenticError
 from greentic.pack.index import ComponentDocument, component_key, decode_component_document
+from greentic.secrets import secrets_from_settings
+from greentic.state import MemoryStateStore
 from greentic.types.tenant import TenantCtx
 
 log = structlog.get_logger(__name__)
@@ -25,8 +31,10 @@ class ComponentRegistry:
     """Loaded components by index key (`{env}.{tenant}.{pack}.{component}`): a tenant sees only
     the components of packs the bundle gives it."""
 
-    def __init__(self, host: ComponentHost) -> None:
+    def __init__(self, host: ComponentHost, worlds: frozenset[str] | None = None) -> None:
         self.host = host
+        self.worlds = worlds
+        """Load only components of these worlds (ingress/egress: providers); None = all."""
         self._components: dict[str, LoadedComponent] = {}
         self._by_content: dict[tuple[str, bytes], LoadedComponent] = {}
         self._pending: set[str] = set()
@@ -71,10 +79,20 @@ class ComponentRegistry:
             self._refused.pop(key, None)
             log.info("component removed", key=key)
             return
+        try:
+            document = decode_component_document(value or b"")
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.refusals += 1
+            self._refused[key] = str(exc)
+            log.error("component document unreadable; keeping the previous version", key=key,
+                      error=str(exc))
+            return
+        if self.worlds is not None and document.manifest.world not in self.worlds:
+            return
         self._pending.add(key)
         started = time.monotonic()
         try:
-            loaded = await self.load(objects, decode_component_document(value or b""))
+            loaded = await self.load(objects, document)
         except (msgspec.DecodeError, msgspec.ValidationError, GreenticError) as exc:
             self.refusals += 1
             self._refused[key] = str(exc)
@@ -106,3 +124,18 @@ class ComponentRegistry:
             loaded = await self.host.load_async(document.manifest, data, document.digest)
             self._by_content[(document.digest, manifest_bytes)] = loaded
         return loaded
+
+
+async def follow_provider_components(settings: Settings, js: JetStreamContext,
+                                     ) -> tuple[ComponentRegistry, asyncio.Task[None]]:
+    """Ingress's and egress's registry of messaging-provider components (no state store:
+    providers keep none), following the index until the task is cancelled; returns once the
+    index's current content is loaded."""
+    registry = ComponentRegistry(ComponentHost(
+        ComponentEngine.shared(settings.component_cache_dir, settings.wasm_fuel),
+        MemoryStateStore(), secrets_from_settings(settings), threads=settings.wasm_threads),
+        worlds=frozenset({"provider"}))
+    task = asyncio.create_task(registry.follow(await js.key_value(COMPONENT_INDEX_BUCKET),
+                                               await js.object_store(COMPONENTS_OBJECT_STORE)))
+    await registry.loaded.wait()
+    return registry, task

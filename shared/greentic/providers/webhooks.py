@@ -89,13 +89,18 @@ class Webhooks:
     """The webhook routes for every non-WebChat channel of the bundle."""
 
     def __init__(self, js: JetStreamContext, bundle: Bundle, env: str,
-                 providers: dict[str, WebhookProvider]) -> None:
+                 providers: dict[str, WebhookProvider],
+                 component: WebhookProvider | None = None) -> None:
+        """`providers` by kind; `component` serves the channels whose provider is a pack's
+        component (`<pack>/<component>`)."""
         self.js = js
         self.providers = providers
+        self.component = component
         self.channels: dict[tuple[str, str, str], ChannelInstance] = {
             (ctx.tenant, ctx.team, channel_id): ChannelInstance(ctx, channel_id, channel.provider,
                                                                 dict(channel.config))
-            for ctx, channel_id, channel in bundle.channels(env) if channel.provider in providers}
+            for ctx, channel_id, channel in bundle.channels(env)
+            if channel.provider in providers or (component and channel.provider_component())}
         self.published = 0
         self.rejected = 0
 
@@ -111,8 +116,9 @@ class Webhooks:
             raise web.HTTPNotFound(text="no such channel")
         body = await request.read()
         try:
-            response, events = await self.providers[channel.provider].receive(request, body,
-                                                                              channel)
+            provider = self.providers.get(channel.provider) or self.component
+            assert provider is not None  # only such channels are in self.channels
+            response, events = await provider.receive(request, body, channel)
         except (web.HTTPUnauthorized, web.HTTPForbidden):
             self.rejected += 1
             log.warning("webhook rejected", provider=channel.provider, tenant=channel.ctx.tenant,

@@ -1,5 +1,6 @@
 """egress: delivers each reply through its provider's sender; acked after the provider took it."""
 
+import asyncio
 from typing import Any, Protocol
 
 import aiohttp
@@ -10,9 +11,11 @@ from opentelemetry.trace import SpanKind
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError, DeadLetter
+from greentic.hosting.components import follow_provider_components
 from greentic.hosting.hop import HopService, read_envelope
 from greentic.providers import slack, teams, telegram, whatsapp
 from greentic.providers.channel import ChannelInstance
+from greentic.providers.components import ComponentProviders, ComponentSender, component_channels
 from greentic.providers.delivery import already_sent, mark_sent, sent_log
 from greentic.providers.ratelimit import DEFAULT_RATES, SendPacer
 from greentic.providers.webchat.activity import PROVIDER as WEBCHAT
@@ -53,8 +56,11 @@ class EgressService(HopService):
         self.channels = {(ctx.tenant, ctx.team, channel_id): ChannelInstance(
             ctx, channel_id, channel.provider, dict(channel.config))
             for ctx, channel_id, channel in bundle.channels(settings.env)}
+        self.bundle = bundle
         self.skipped_duplicates = 0
         self.pacer = SendPacer(max_wait_s=PACING_HOLD_S)
+        self.providers: ComponentProviders | None = None
+        self._follow: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
         self.http = aiohttp.ClientSession()
@@ -66,19 +72,30 @@ class EgressService(HopService):
             whatsapp.KIND: whatsapp.WhatsAppSender(self.http),
             teams.KIND: teams.TeamsSender(self.http),
         }
+        self.component_sender: ComponentSender | None = None
+        channels = component_channels(self.bundle, self.settings.env)
+        if channels:
+            registry, self._follow = await follow_provider_components(self.settings, self.js)
+            self.providers = ComponentProviders(registry, channels)
+            self.component_sender = ComponentSender(self.providers, self.http)
 
     async def stop(self) -> None:
         await super().stop()
+        if self._follow is not None:
+            self._follow.cancel()
         if hasattr(self, "http"):
             await self.http.close()
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "skipped_duplicates": self.skipped_duplicates,
-                "rate_limited_wait_s": round(self.pacer.waited_s, 3)}
+                "rate_limited_wait_s": round(self.pacer.waited_s, 3),
+                **({"provider_component_failures": dict(self.providers.failures)}
+                   if self.providers else {})}
 
     async def handle(self, msg: Msg) -> None:
         envelope = read_envelope(msg.subject, msg.data)
-        sender = self.senders.get(envelope.provider)
+        sender = self.senders.get(envelope.provider) or (
+            self.component_sender if "/" in envelope.provider else None)
         if sender is None:
             raise DeadLetter(f"no sender for provider {envelope.provider!r}")
         channel = self.channels.get((envelope.ctx.tenant, envelope.ctx.team, envelope.channel))

@@ -5,6 +5,7 @@ import asyncio
 import secrets
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from nats.aio.client import Client
@@ -16,9 +17,11 @@ from greentic.admin.tokens import parse_admin_tokens
 from greentic.config.bundle import Bundle
 from greentic.config.settings import Settings
 from greentic.errors import ConfigError
+from greentic.hosting.components import follow_provider_components
 from greentic.hosting.limits import limited_app, limited_runner
 from greentic.hosting.web import json_errors
 from greentic.providers import slack, teams, telegram, whatsapp
+from greentic.providers.components import ComponentProviders, ComponentWebhook, component_channels
 from greentic.providers.webchat.directline import DirectLine
 from greentic.providers.webhooks import Webhooks
 from greentic.telemetry.tracing import span
@@ -84,6 +87,9 @@ class IngressService:
             raise ConfigError(f"GREENTIC_ADMIN_PORT={settings.admin_port}: the admin API needs "
                               "its own port, not the public GREENTIC_HTTP_PORT")
         self.admin: AdminApi | None = None
+        self.providers: ComponentProviders | None = None
+        self._follow: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
 
     async def start(self, nc: Client, js: JetStreamContext) -> None:
         key = self.settings.webchat_token_key
@@ -100,7 +106,8 @@ class IngressService:
                                        json_errors])
         self._webhooks = Webhooks(js, self.bundle, self.settings.env, {
             telegram.KIND: telegram.TelegramWebhook(), slack.KIND: slack.SlackWebhook(),
-            whatsapp.KIND: whatsapp.WhatsAppWebhook(), teams.KIND: teams.TeamsWebhook()})
+            whatsapp.KIND: whatsapp.WhatsAppWebhook(), teams.KIND: teams.TeamsWebhook()},
+            component=await self._component_webhook(js))
         app.add_routes(self._directline.routes())
         app.add_routes(self._webhooks.routes())
         self._runner = limited_runner(app)
@@ -114,6 +121,16 @@ class IngressService:
         else:
             log.info("admin API not started: GREENTIC_ADMIN_TOKENS is empty")
 
+    async def _component_webhook(self, js: JetStreamContext) -> ComponentWebhook | None:
+        """Provider components of the bundle's component channels (none: nothing loaded)."""
+        channels = component_channels(self.bundle, self.settings.env)
+        if not channels:
+            return None
+        registry, self._follow = await follow_provider_components(self.settings, js)
+        self._http = aiohttp.ClientSession()
+        self.providers = ComponentProviders(registry, channels)
+        return ComponentWebhook(self.providers, self._http)
+
     async def run(self) -> None:
         await self._stopped.wait()
 
@@ -122,6 +139,10 @@ class IngressService:
             await self.admin.stop()
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, finishes in-flight requests
+        if self._follow is not None:
+            self._follow.cancel()
+        if self._http is not None:
+            await self._http.close()
         self._stopped.set()
 
     def stats(self) -> dict[str, Any]:
@@ -129,4 +150,6 @@ class IngressService:
             return {}
         return {"webchat_published": self._directline.published,
                 "webhook_published": self._webhooks.published,
-                "webhook_rejected": self._webhooks.rejected}
+                "webhook_rejected": self._webhooks.rejected,
+                **({"provider_component_failures": dict(self.providers.failures)}
+                   if self.providers else {})}
