@@ -3,6 +3,10 @@
 A guest project is a directory with `component.yaml` (id, version, world), `wit/world.wit`
 (its own world, which includes one of ours) and `app.py` — or a `.wat` file instead of
 `app.py`. The WIT packages we publish are added as `deps/` at build time.
+
+A Python provider (world `provider`) comes out without the `wasi:sockets` imports that
+componentize-py's runtime always has: they are plugged with a stub whose every function traps
+(`wasm-tools compose`), since the host refuses a provider that could open a connection.
 """
 
 import hashlib
@@ -108,10 +112,43 @@ def build(directory: Path, output: Path | None = None, cache_dir: Path | None = 
                 raise BuildError(f"{directory} has neither app.py nor a .wat file")
             _run([_tool("componentize-py"), "-d", str(wit), "-w", world, "componentize",
                   "-p", str(directory), "app", "-o", str(output)], cwd=directory)
+            if read_project(directory).world == "provider":
+                without_sockets(output, Path(tmp) / "no-sockets")
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(output, cached)
     return output
+
+
+_SOCKETS_IMPORT = re.compile(r"^\s*import (wasi:sockets/[a-z0-9-]+@[0-9.]+);", re.M)
+
+
+def without_sockets(component: Path, workdir: Path) -> None:
+    """Rewrite `component` with its `wasi:sockets/*` imports satisfied inside it by a stub
+    that traps on every call (made from the component's own WIT, so the WASI version always
+    matches what componentize-py imported)."""
+    wasm_tools = _tool("wasm-tools")
+    wit = subprocess.run([wasm_tools, "component", "wit", str(component)], capture_output=True,
+                         text=True, check=False)
+    if wit.returncode != 0:
+        raise BuildError(f"wasm-tools component wit failed:\n{wit.stderr.strip()}")
+    sockets = _SOCKETS_IMPORT.findall(wit.stdout)
+    if not sockets:
+        return
+    stub_wit = workdir / "wit"
+    _run([wasm_tools, "component", "wit", str(component), "--out-dir", str(stub_wit)])
+    for root in stub_wit.glob("*.wit"):  # the guest's own world; its deps stay
+        root.unlink()
+    exports = "".join(f"  export {name};\n" for name in sockets)
+    (stub_wit / "world.wit").write_text(
+        f"package greentic-py:no-sockets;\n\nworld no-sockets {{\n{exports}}}\n")
+    core, stub, composed = (workdir / name for name in ("stub-core.wasm", "stub.wasm",
+                                                          "composed.wasm"))
+    _run([wasm_tools, "component", "embed", "--dummy", str(stub_wit), "--world", "no-sockets",
+          "-o", str(core)])
+    _run([wasm_tools, "component", "new", str(core), "-o", str(stub)])
+    _run([wasm_tools, "compose", str(component), "-d", str(stub), "-o", str(composed)])
+    shutil.move(composed, component)
 
 
 def _run(command: list[str], cwd: Path | None = None) -> None:

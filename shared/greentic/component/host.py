@@ -38,6 +38,8 @@ from greentic.interfaces.wit import (
     HOST_IMPORTS,
     MCP_EXPORT,
     NODE_EXPORTS,
+    PROVIDER_EXPORTS,
+    PROVIDER_REFUSED_IMPORTS,
     SEED_EXPORT,
     TYPE_ONLY_IMPORTS,
     WASI_PREFIXES,
@@ -58,6 +60,8 @@ STDERR_KEEP = 4096
 GUEST_LOG_LINES_PER_CALL = 100
 """Log lines one call may write; later ones are counted and reported once, not written."""
 HTTP_MAX_BYTES = 1 << 20
+PROVIDER_FUNCTIONS = tuple(zip(PROVIDER_EXPORTS, (("describe",), ("handle-webhook",),
+                                                  ("encode", "classify")), strict=True))
 
 _current = threading.local()
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
@@ -90,14 +94,31 @@ def state_name(name: str) -> str:
 
 
 def detect_world(exports: set[str]) -> World | None:
-    """Which world a component exports (seed, node — 0.6.0 or 0.5.0 — or mcp)."""
+    """Which world a component exports (seed, node — 0.6.0 or 0.5.0 —, mcp or provider)."""
     if any(export in exports for export in NODE_EXPORTS):
         return "node"
     if MCP_EXPORT in exports:
         return "mcp"
+    if any(export in exports for export in PROVIDER_EXPORTS):
+        return "provider"
     if SEED_EXPORT in exports:
         return "seed"
     return None
+
+
+def check_provider(manifest: ComponentManifest, exports: set[str], imports: list[str]) -> None:
+    """A provider exports all of its world and makes no request itself (the host does):
+    ComponentLoadError naming the missing export or the refused import."""
+    missing = [name for name in PROVIDER_EXPORTS if name not in exports]
+    if missing:
+        raise ComponentLoadError(manifest.id, "is a provider but does not export "
+                                 + ", ".join(missing))
+    refused = [name for name in imports if name.startswith(PROVIDER_REFUSED_IMPORTS)]
+    if refused:
+        raise ComponentLoadError(
+            manifest.id, "is a provider and imports " + ", ".join(refused) + ": providers "
+            "may not make requests themselves (the host sends what egress.encode returns)",
+            missing=tuple(refused))
 
 
 def check_imports(manifest: ComponentManifest, imports: list[str]) -> set[str]:
@@ -328,7 +349,8 @@ class ComponentHost:
         world = detect_world(exports)
         if world is None:
             raise ComponentLoadError(manifest.id, "exports neither the seed world (execute), "
-                                     f"{' / '.join(NODE_EXPORTS)} nor {MCP_EXPORT}")
+                                     f"{' / '.join(NODE_EXPORTS)}, {MCP_EXPORT} nor "
+                                     f"{' / '.join(PROVIDER_EXPORTS)}")
         if world != manifest.world:
             raise ComponentLoadError(manifest.id, f"exports the {world} world but its manifest "
                                      f"says {manifest.world}")
@@ -340,6 +362,8 @@ class ComponentHost:
             if node.functions[0] not in offered:
                 raise ComponentLoadError(manifest.id, f"exports {node.export} without its "
                                          f"{node.functions[0]} function")
+        if world == "provider":
+            check_provider(manifest, exports, imports)
         linked = check_imports(manifest, imports)
         linker = Linker(engine)
         if any(name.startswith(WASI_PREFIXES) for name in imports):
@@ -374,6 +398,12 @@ class ComponentHost:
         funcs: dict[str, Any] = {}
         if loaded.world == "seed":
             funcs["execute"] = instance.get_func(store, "execute")
+        elif loaded.world == "provider":
+            for export, names in PROVIDER_FUNCTIONS:
+                index = instance.get_export_index(store, export)
+                for name in names:
+                    funcs[name] = instance.get_func(
+                        store, instance.get_export_index(store, name, index))
         else:
             node = loaded.node
             export, names = ((node.export, loaded.node_functions) if node is not None
@@ -385,13 +415,18 @@ class ComponentHost:
         return Live(store, instance, funcs, stderr)
 
     def call_sync(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
-                  body: Callable[[Live], T]) -> T:
-        """Run `body` on an instance for this tenant + conversation, under the limits."""
+                  body: Callable[[Live], T], services: "CallServices | None" = None) -> T:
+        """Run `body` on an instance for this tenant + conversation, under the limits
+        (`services`: what its host imports may do, by default scoped to the tenant +
+        conversation)."""
         limits = loaded.manifest.capabilities.limits
+        # a provider's instance is never reused: one channel's call never sees another's
         key = ((tenant.env, tenant.tenant, tenant.team, conversation)
-               if limits.reuse == "conversation" else None)
-        services = CallServices(self, loaded, tenant, conversation) if loaded.host_calls \
-            else None
+               if limits.reuse == "conversation" and loaded.world != "provider" else None)
+        if not loaded.host_calls:
+            services = None
+        elif services is None:
+            services = CallServices(self, loaded, tenant, conversation)
         _current.services = services
         live: Live | None = None
         started = time.monotonic()
@@ -450,14 +485,14 @@ class ComponentHost:
         return error
 
     async def run(self, loaded: LoadedComponent, tenant: TenantCtx, conversation: str,
-                   body: Callable[[Live], T]) -> T:
+                  body: Callable[[Live], T], services: "CallServices | None" = None) -> T:
         """`call_sync` in the bounded thread pool (the asyncio loop keeps running); a thread
         that frees up goes to the waiting tenants in turn."""
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         async with self._slots.slot((tenant.env, tenant.tenant)):
             return await self.loop.run_in_executor(self._pool, self.call_sync, loaded, tenant,
-                                                   conversation, body)
+                                                   conversation, body, services)
 
     def check_output(self, loaded: LoadedComponent, *outputs: str | bytes | None) -> None:
         """ComponentError `output-too-large` when the results add up to more than the

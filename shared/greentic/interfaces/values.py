@@ -1,9 +1,18 @@
 """Python values for WIT records: wasmtime-py reads fields by their WIT names, hyphens included."""
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from ctypes import byref
 from typing import Any
 
+from wasmtime import _ffi as ffi
 from wasmtime.component import Record, Variant
 from wasmtime.component import _types as component_types
+
+LIST_ELEMENT_BYTES = 64
+"""What one list element counts against an output budget: converting a value to Python costs
+microseconds per element, so a list of many empty records is as dear as a long string."""
 
 
 def record(**fields: Any) -> Record:
@@ -54,3 +63,75 @@ def _honour_explicit_variants() -> None:
 
 
 _honour_explicit_variants()
+
+
+class OutputTooLarge(Exception):
+    """A guest's result is bigger than the output budget of its call."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the result is over {limit} bytes")
+        self.limit = limit
+
+
+class _Budget(threading.local):
+    limit: int | None = None
+    remaining: int = 0
+
+
+_budget = _Budget()
+
+
+@contextlib.contextmanager
+def output_budget(limit: int) -> Iterator[None]:
+    """Results lifted from a guest in this thread meanwhile may hold at most `limit` bytes
+    (strings by length, each list element as LIST_ELEMENT_BYTES); a bigger one raises
+    OutputTooLarge before the rest of it is converted, so a guest cannot keep the host busy
+    converting (or holding) far more than its limit."""
+    previous = _budget.limit, _budget.remaining
+    _budget.limit, _budget.remaining = limit, limit
+    try:
+        yield
+    finally:
+        _budget.limit, _budget.remaining = previous
+
+
+def _charge(size: int) -> bool:
+    if _budget.limit is None:
+        return True
+    _budget.remaining -= size
+    return _budget.remaining >= 0
+
+
+def _install_output_budget() -> None:
+    """Check the budget as lists and strings are lifted. Over it, the value is freed and marked
+    converted (a bool), so the containers around it free the rest without a double free."""
+    list_type, string_type = component_types.ListType, component_types.String
+    if getattr(list_type.convert_from_c, "budgeted", False):
+        return
+    lift_list, lift_string = list_type.convert_from_c, string_type.convert_from_c
+
+    def convert_list(self: Any, c: Any) -> Any:
+        if not _charge(c.of.list.size * LIST_ELEMENT_BYTES):
+            ffi.wasmtime_component_vallist_delete(byref(c.of.list))
+            _mark_converted(c)
+            raise OutputTooLarge(_budget.limit or 0)
+        return lift_list(self, c)
+
+    def convert_string(self: Any, c: Any) -> Any:
+        if not _charge(c.of.string.size):
+            ffi.wasm_byte_vec_delete(byref(c.of.string))
+            _mark_converted(c)
+            raise OutputTooLarge(_budget.limit or 0)
+        return lift_string(self, c)
+
+    convert_list.budgeted = True  # type: ignore[attr-defined]
+    list_type.convert_from_c = convert_list
+    string_type.convert_from_c = convert_string
+
+
+def _mark_converted(c: Any) -> None:
+    c.kind = ffi.WASMTIME_COMPONENT_BOOL
+    c.of.boolean = False
+
+
+_install_output_budget()

@@ -8,7 +8,7 @@ from typing import Literal
 
 import msgspec
 
-World = Literal["seed", "node", "mcp"]
+World = Literal["seed", "node", "mcp", "provider"]
 HostInterface = Literal["state", "secrets", "log", "http"]
 
 
