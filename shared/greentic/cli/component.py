@@ -17,13 +17,17 @@ WORLD_INCLUDES = {
     "seed": "greentic:component/component",
     "node": "greentic:component/component@0.6.0",
     "mcp": "greentic-py:mcp/tool-server@0.1.0",
+    "provider": "greentic-py:messaging-provider/provider@0.1.0",
 }
 OPTIONAL_IMPORTS = {
     "seed": ["greentic-py:host/state@0.1.0", "greentic-py:host/secrets@0.1.0",
              "greentic-py:host/log@0.1.0", "greentic-py:host/http@0.1.0"],
     "node": ["greentic:state/state-store@1.0.0", "greentic:secrets/secret-store@1.0.0"],
     "mcp": ["greentic-py:host/log@0.1.0"],
+    "provider": ["greentic-py:host/log@0.1.0"],
 }
+GRANTS = {"provider": ("[secrets]", "[webhook_token]")}
+"""What a world's scaffold needs granted (host interfaces, secret names); others: none."""
 
 
 @click.group()
@@ -33,9 +37,10 @@ def component() -> None:
 
 @component.command()
 @click.argument("name")
-@click.option("--world", type=click.Choice(["seed", "node", "mcp"]), default="seed",
+@click.option("--world", type=click.Choice(["seed", "node", "mcp", "provider"]), default="seed",
               show_default=True, help="seed: execute(message); node: greentic:component@0.6.0 "
-              "invoke(op, envelope); mcp: list-tools/call-tool.")
+              "invoke(op, envelope); mcp: list-tools/call-tool; provider: a messaging provider "
+              "(webhook in, requests out).")
 @click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), help="Where to create the NAME directory.")
 def new(name: str, world: str, parent: Path) -> None:
@@ -52,10 +57,11 @@ def new(name: str, world: str, parent: Path) -> None:
     (target / "wit" / "world.wit").write_text(
         f"package local:{name};\n\nworld {name} {{\n  include {WORLD_INCLUDES[world]};\n"
         f"{imports}}}\n")
+    host, secrets = GRANTS.get(world, ("[]", "[]"))
     (target / "component.yaml").write_text(
         f"id: {name}\nversion: 0.1.0\nworld: {world}\n"
-        "capabilities:\n  host: []          # state, secrets, log, http\n"
-        "  secrets: []       # secret names it may read\n"
+        f"capabilities:\n  host: {host:<11} # state, secrets, log, http\n"
+        f"  secrets: {secrets:<8} # secret names it may read\n"
         "  http_hosts: []    # hosts outbound HTTP may reach\n"
         "  limits: {timeout_ms: 1000, memory_mib: 64}\n")
     for template in sorted((TEMPLATES / world).iterdir()):
