@@ -25,6 +25,7 @@ import yaml
 
 from greentic.component.engine import ComponentEngine
 from greentic.component.host import ComponentHost, detect_world
+from greentic.component.provider import ProviderHost
 from greentic.errors import ComponentLoadError, GreenticError
 from greentic.interfaces.wit import PACKAGES, WIT_DIR, assemble_wit
 from greentic.state.store import MemoryStateStore
@@ -188,6 +189,9 @@ def describe(data: bytes, name: str = "component") -> dict[str, Any]:
         if loaded.node is not None:
             info["node"] = loaded.node.version
             info.update(host.describe_node(loaded))
+        if loaded.world == "provider":
+            metadata = ProviderHost(host).describe_sync(loaded).metadata
+            info.update(name=metadata.provider_id, version=metadata.version)
     finally:
         host.close()
     return info

@@ -428,6 +428,10 @@ def _capabilities(value: Any) -> CapabilitiesResponse:
                                 fields(_get(value, "limits"), ProviderLimits))
 
 
+DESCRIBE = ChannelCtx("dev", "describe", "describe", "describe", "")
+"""The channel a describe call runs as (it reads no secrets)."""
+
+
 class ChannelSecrets(Protocol):
     def get(self, channel: ChannelCtx, name: str) -> bytes | None:
         """Secret `name` of `channel`, or None."""
@@ -473,6 +477,13 @@ class ProviderHost:
 
     async def _call(self, loaded: LoadedComponent, channel: ChannelCtx, function: str,
                     arguments: tuple[Any, ...], read: Callable[[Any], T]) -> T:
+        body, services = self._body(loaded, channel, function, arguments, read)
+        return await self.host.run(loaded, channel.tenant_ctx(), channel.channel, body, services)
+
+    def _body(self, loaded: LoadedComponent, channel: ChannelCtx, function: str,
+              arguments: tuple[Any, ...], read: Callable[[Any], T]
+              ) -> tuple[Callable[[Live], T], ProviderServices]:
+        """The call of `function` on an instance, its result checked, and its services."""
         if loaded.world != "provider":
             raise ComponentError("bad-input", f"component {loaded.id!r} is not a provider "
                                  f"(world {loaded.world})")
@@ -489,8 +500,7 @@ class ProviderHost:
             except (BadOutput, AttributeError, TypeError, IndexError) as exc:
                 raise ComponentError("bad-output", f"{function}: {exc}") from None
 
-        services = ProviderServices(self.host, loaded, channel, self.secrets)
-        return await self.host.run(loaded, channel.tenant_ctx(), channel.channel, body, services)
+        return body, ProviderServices(self.host, loaded, channel, self.secrets)
 
     async def provider_webhook(self, loaded: LoadedComponent, channel: ChannelCtx,
                                request: HttpIn, fetched: list[Fetched]
@@ -517,5 +527,10 @@ class ProviderHost:
 
     async def provider_describe(self, loaded: LoadedComponent) -> CapabilitiesResponse:
         """`capabilities.describe`."""
-        channel = ChannelCtx("dev", "describe", "describe", "describe", "")
-        return await self._call(loaded, channel, "describe", (), _capabilities)
+        return await self._call(loaded, DESCRIBE, "describe", (), _capabilities)
+
+    def describe_sync(self, loaded: LoadedComponent) -> CapabilitiesResponse:
+        """`provider_describe` in this thread (tools, not services). Blocking."""
+        body, services = self._body(loaded, DESCRIBE, "describe", (), _capabilities)
+        return self.host.call_sync(loaded, DESCRIBE.tenant_ctx(), DESCRIBE.channel, body,
+                                   services)
