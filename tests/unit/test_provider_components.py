@@ -515,6 +515,15 @@ class TestContainment:
         assert elapsed < 2 * 0.300, f"{mode} took {elapsed:.3f} s"
         await fine(providers, loaded)
 
+    async def test_the_most_messages_under_the_output_limit_are_read_within_the_deadline(
+            self, host, provider_wasm, providers) -> None:
+        loaded = load(host, provider_wasm, "hostile", timeout_ms=300, fuel=10**12)
+        started = time.monotonic()
+        outcome = await providers.provider_webhook(loaded, hostile_channel("crowd"),
+                                                   webhook("{}"), [])
+        assert len(outcome.result.messages) == 1_400
+        assert time.monotonic() - started < 2 * 0.300
+
     async def test_a_loop_runs_out_of_fuel_before_a_long_deadline(self, host, provider_wasm,
                                                                  providers) -> None:
         loaded = load(host, provider_wasm, "hostile", timeout_ms=5000, fuel=100_000_000)

@@ -2,9 +2,9 @@
 prove the host contains it; used by tests/unit/test_provider_components.py.
 
 Modes: `trap` raises, `loop` spins forever, `huge` answers 8 MB of text, `many` answers
-30,000 messages, `bad-json` a value that is not JSON, `bad-url` a request to a file: URL,
-`bad-header` a header that would split the request, `secrets` reads a declared and an
-undeclared secret; anything else answers normally.
+20,000 messages (`crowd` 1,400: just under the output limit), `bad-json` a value that is not
+JSON, `bad-url` a request to a file: URL, `bad-header` a header that would split the request,
+`secrets` reads a declared and an undeclared secret; anything else answers normally.
 """
 
 import json
@@ -69,7 +69,9 @@ class Ingress(exports.Ingress):
         if chosen == "huge":
             messages = [message("x" * (8 << 20))]
         elif chosen == "many":
-            messages = [message("")] * 30_000
+            messages = [message("")] * 20_000
+        elif chosen == "crowd":  # as many as fit under the default output limit
+            messages = [message("")] * 1_400
         elif chosen == "bad-json":
             messages = [message("hi", value="{not json")]
         elif chosen == "secrets":

@@ -10,9 +10,10 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import Record, Variant
 from wasmtime.component import _types as component_types
 
-LIST_ELEMENT_BYTES = 64
-"""What one list element counts against an output budget: converting a value to Python costs
-microseconds per element, so a list of many empty records is as dear as a long string."""
+VALUE_BYTES = 64
+"""What one list element or record field counts against an output budget: converting a value
+to Python costs microseconds each (~90 µs for a record of ten fields), so a list of many empty
+records is as dear as a long string."""
 
 
 def record(**fields: Any) -> Record:
@@ -84,7 +85,7 @@ _budget = _Budget()
 @contextlib.contextmanager
 def output_budget(limit: int) -> Iterator[None]:
     """Results lifted from a guest in this thread meanwhile may hold at most `limit` bytes
-    (strings by length, each list element as LIST_ELEMENT_BYTES); a bigger one raises
+    (strings by length, each list element and record field as VALUE_BYTES); a bigger one raises
     OutputTooLarge before the rest of it is converted, so a guest cannot keep the host busy
     converting (or holding) far more than its limit."""
     previous = _budget.limit, _budget.remaining
@@ -105,17 +106,26 @@ def _charge(size: int) -> bool:
 def _install_output_budget() -> None:
     """Check the budget as lists and strings are lifted. Over it, the value is freed and marked
     converted (a bool), so the containers around it free the rest without a double free."""
-    list_type, string_type = component_types.ListType, component_types.String
+    list_type, record_type = component_types.ListType, component_types.RecordType
+    string_type = component_types.String
     if getattr(list_type.convert_from_c, "budgeted", False):
         return
-    lift_list, lift_string = list_type.convert_from_c, string_type.convert_from_c
+    lift_list, lift_record = list_type.convert_from_c, record_type.convert_from_c
+    lift_string = string_type.convert_from_c
 
     def convert_list(self: Any, c: Any) -> Any:
-        if not _charge(c.of.list.size * LIST_ELEMENT_BYTES):
+        if not _charge(c.of.list.size * VALUE_BYTES):
             ffi.wasmtime_component_vallist_delete(byref(c.of.list))
             _mark_converted(c)
             raise OutputTooLarge(_budget.limit or 0)
         return lift_list(self, c)
+
+    def convert_record(self: Any, c: Any) -> Any:
+        if not _charge(c.of.record.size * VALUE_BYTES):
+            ffi.wasmtime_component_valrecord_delete(byref(c.of.record))
+            _mark_converted(c)
+            raise OutputTooLarge(_budget.limit or 0)
+        return lift_record(self, c)
 
     def convert_string(self: Any, c: Any) -> Any:
         if not _charge(c.of.string.size):
@@ -126,6 +136,7 @@ def _install_output_budget() -> None:
 
     convert_list.budgeted = True  # type: ignore[attr-defined]
     list_type.convert_from_c = convert_list
+    record_type.convert_from_c = convert_record
     string_type.convert_from_c = convert_string
 
 
