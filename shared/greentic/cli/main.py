@@ -9,6 +9,7 @@ from greentic.cli.compat import compat
 from greentic.cli.component import component
 from greentic.cli.flow import flow
 from greentic.cli.pack import pack
+from greentic.cli.provider import provider
 from greentic.cli.send import send
 from greentic.cli.session import session
 from greentic.cli.tap import nats_permissions, tap
@@ -40,5 +41,6 @@ cli.add_command(nats_permissions)
 cli.add_command(session)
 cli.add_command(component)
 cli.add_command(compat)
+cli.add_command(provider)
 cli.add_command(bench)
 cli.add_command(pack)
