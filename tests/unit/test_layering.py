@@ -27,7 +27,8 @@ ALLOWED = {
                 "secrets"},
     "providers": {"types", "bus", "config", "errors", "telemetry", "hosting", "component"},
     "admin": {"types", "bus", "config", "errors", "hosting", "pack", "runner", "session"},
-    "bench": {"types", "bus", "errors", "component", "interfaces", "hosting", "state"},
+    "bench": {"types", "bus", "errors", "component", "interfaces", "hosting", "state",
+              "providers"},
 }
 # the services (one module each) may use every library layer; only the CLI sits above them
 ALLOWED["services"] = set(ALLOWED) | {"errors", "telemetry"}

@@ -471,3 +471,23 @@ def wasm(calls: int, examples: Path) -> None:
 
     for line in run_wasm_bench(examples, calls=calls, progress=lambda m: click.echo(m, err=True)):
         click.echo(line)
+
+
+@bench.command()
+@click.option("--calls", default=300, show_default=True, help="Calls per measurement.")
+def providers(calls: int) -> None:
+    """A Telegram webhook and reply through the built-in channel and through the same channel
+    as a provider component, in one run: p50/p99 and the component's overhead."""
+    from greentic.bench.providers import measure
+
+    work = (Path(".greentic") / "bench-providers").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    rows = asyncio.run(measure(calls, work))
+    click.echo(f"{'path':<52} {'p50 µs':>9} {'p99 µs':>9} {'vs built-in':>11}")
+    for index, row in enumerate(rows):
+        base = rows[index - index % 2]
+        click.echo(f"{row['name']:<52} {row['p50_us']:>9.0f} {row['p99_us']:>9.0f} "
+                   f"{row['p50_us'] / base['p50_us']:>10.2f}x")
+    for side, (built_in, component) in (("webhook", rows[0:2]), ("reply", rows[2:4])):
+        click.echo(f"component overhead per {side}: "
+                   f"{(component['p50_us'] - built_in['p50_us']) / 1000:.2f} ms (p50)")
