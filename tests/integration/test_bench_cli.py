@@ -67,3 +67,13 @@ def test_scale_compares_executor_counts_with_what_the_machine_itself_allows(
     assert speedups is not None, out
     assert all(float(figure) > 0 for figure in speedups.groups())
     assert chart.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_providers_compares_the_built_in_channel_and_its_component_in_one_run() -> None:
+    out = bench("providers", "--calls", "5").splitlines()
+    names = [line[:52].strip() for line in out[1:5]]
+    assert names == ["ingress: built-in Telegram", "ingress: Telegram provider component",
+                     "egress: built-in Telegram (loopback POST)",
+                     "egress: Telegram provider component (loopback POST)"]
+    assert [line.split()[-1] for line in out[1:5:2]] == ["1.00x", "1.00x"]
+    assert re.fullmatch(r"component overhead per webhook: -?\d+\.\d\d ms \(p50\)", out[5])
