@@ -23,14 +23,17 @@ from nacl.signing import SigningKey
 
 from greentic.bus.topology import HOPS
 from greentic.component.build import build
+from greentic.component.engine import ComponentEngine
 from greentic.hosting.launcher import free_port
 from greentic.pack.archive import build_pack, sign_pack
 from greentic.pack.keys import format_public_key
-from tests.guests import BUILD_CACHE
+from tests.guests import BUILD_CACHE, COMPILE_CACHE
 from tests.integration.platform import Platform, make_platform
 
 ROOT = Path(__file__).parents[2]
 PROVIDER = ROOT / "examples" / "providers" / "signed-webhook"
+HOSTILE = ROOT / "examples" / "providers" / "hostile"
+HOSTILE_MODES = ("trap", "loop", "huge", "bad-json")
 SECRET = "hooks-signing-secret"
 KEY = SigningKey.generate()
 FLOW = """\
@@ -45,17 +48,21 @@ nodes:
 """
 
 
-def hooks_pack(root: Path, wasm: Path | None) -> Path:
-    """Pack `hooks`: flow `main`, and (with `wasm`) provider component `signed-webhook`."""
+def hooks_pack(root: Path, wasm: Path | None, hostile: Path | None = None) -> Path:
+    """Pack `hooks`: flow `main`, and (with `wasm`) provider components `signed-webhook` and
+    `hostile` (which misbehaves as its channel's config says)."""
     source = root / ("hooks-provider" if wasm else "hooks-empty")
     (source / "flows").mkdir(parents=True)
     (source / "flows" / "main.ygtc").write_text(FLOW)
     component = ""
-    if wasm is not None:
+    if wasm is not None and hostile is not None:
         (source / "provider.wasm").write_bytes(wasm.read_bytes())
-        component = ("components: [{id: signed-webhook, version: 0.1.0, world: provider, "
+        (source / "hostile.wasm").write_bytes(hostile.read_bytes())
+        component = ("components:\n- {id: signed-webhook, version: 0.1.0, world: provider, "
                      "wasm: provider.wasm, capabilities: {host: [secrets], secrets: "
-                     "[signing_secret], http_hosts: [127.0.0.1]}}]\n")
+                     "[signing_secret], http_hosts: [127.0.0.1]}}\n"
+                     "- {id: hostile, version: 0.1.0, world: provider, wasm: hostile.wasm, "
+                     "capabilities: {host: [secrets], limits: {timeout_ms: 300}}}\n")
     (source / "pack.yaml").write_text("pack_id: hooks\nversion: 0.1.0\nkind: provider\n"
                                       "flows: [{id: main, file: flows/main.ygtc}]\n" + component)
     return source
@@ -96,16 +103,23 @@ def double_port() -> int:
 def platform(tmp_path_factory: pytest.TempPathFactory, double_port: int) -> Iterator[Platform]:
     root = Path(tmp_path_factory.mktemp("providers"))
     wasm = build(PROVIDER, root / "signed-webhook.wasm", BUILD_CACHE)
+    hostile = build(HOSTILE, root / "hostile.wasm", BUILD_CACHE)
+    engine = ComponentEngine.shared(COMPILE_CACHE)  # compiled once for the three services
+    for built in (wasm, hostile):
+        engine.compile(built.stem, built.read_bytes())
     (root / "releases").mkdir()
     (root / "releases" / "hooks.gtpack").write_bytes(
-        sign_pack(build_pack(hooks_pack(root, wasm)), KEY))
+        sign_pack(build_pack(hooks_pack(root, wasm, hostile)), KEY))
+    channels = {mode: {"provider": "hooks/hostile", "flow": "hooks/main",
+                       "config": {"mode": mode}} for mode in HOSTILE_MODES}
     running = make_platform(
         root, {"hooks": {"provider": "hooks/signed-webhook", "flow": "hooks/main",
                          "config": {"signing_secret": SECRET,
-                                    "reply_url": f"http://127.0.0.1:{double_port}/reply"}}},
+                                    "reply_url": f"http://127.0.0.1:{double_port}/reply"}},
+               **{f"chaos-{mode}": channel for mode, channel in channels.items()}},
         {"hooks": str(hooks_pack(root, None))},
         GREENTIC_TRUSTED_KEYS=format_public_key(KEY.verify_key),
-        GREENTIC_COMPONENT_CACHE_DIR=str(root / "compiled"))
+        GREENTIC_COMPONENT_CACHE_DIR=str(COMPILE_CACHE))
     deployed = subprocess.run(
         [sys.executable, "-m", "greentic", "pack", "deploy", "hooks", "releases/hooks.gtpack",
          "--nats", running.nats_url], capture_output=True, text=True, timeout=60,
@@ -126,12 +140,12 @@ def sign(body: bytes) -> str:
 
 
 async def post(platform: Platform, http: aiohttp.ClientSession, body: bytes,
-               signature: str | None) -> tuple[int, str]:
+               signature: str | None, channel: str = "hooks") -> tuple[int, str]:
     headers = {"Content-Type": "application/json"}
     if signature is not None:
         headers["X-Signature"] = signature
-    async with http.post(f"http://127.0.0.1:{platform.http_port}/webhooks/acme/support/hooks",
-                         data=body, headers=headers) as answer:
+    async with http.post(f"http://127.0.0.1:{platform.http_port}/webhooks/acme/support/"
+                         f"{channel}", data=body, headers=headers) as answer:
         return answer.status, await answer.text()
 
 
@@ -150,7 +164,7 @@ async def test_a_signed_webhook_reaches_the_flow_and_the_reply_leaves_as_rendere
     async with double:
         body = json.dumps({"event_id": "ev-1", "conversation": "room-7", "user": "ada",
                            "text": "hello"}).encode()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:  # the deploy's provider component reaches ingress within moments
             status, text = await post(platform, http, body, sign(body))
             if status == 200 or time.monotonic() > deadline:
@@ -184,6 +198,35 @@ async def test_a_bad_signature_is_refused_before_anything_is_published(
     garbage = b"not json at all"
     assert (await post(platform, http, garbage, sign(garbage)))[0] == 400
     assert await ingress_messages(platform) == before
+
+
+async def test_a_misbehaving_provider_gets_its_webhook_a_502_and_the_others_keep_serving(
+        platform: Platform, http: aiohttp.ClientSession, double_port: int) -> None:
+    body = b'{"text": "anything"}'
+    deadline = time.monotonic() + 60
+    while (await post(platform, http, body, None, channel="chaos-trap"))[0] == 503:
+        assert time.monotonic() < deadline, "the hostile provider never loaded"
+        await asyncio.sleep(0.2)  # the deploy's components reach ingress within moments
+    platform_failures = sum(platform.health("ingress").get("provider_component_failures",
+                                                           {}).values())
+    before = await ingress_messages(platform)
+    for mode in HOSTILE_MODES:
+        started = time.monotonic()
+        status, text = await post(platform, http, body, None, channel=f"chaos-{mode}")
+        assert status == 502, (mode, status, text)
+        assert "'hooks/hostile' failed" in text, text
+        assert time.monotonic() - started < 5, mode  # its 300 ms deadline, not a stall
+    assert await ingress_messages(platform) == before
+    failures = platform.health("ingress").get("provider_component_failures", {})
+    assert sum(failures.values()) == platform_failures + len(HOSTILE_MODES), failures
+    double = Double()
+    double.port = double_port
+    async with double:  # meanwhile the signed-webhook channel still answers
+        hello = json.dumps({"event_id": "ev-9", "conversation": "room-9", "user": "bo",
+                            "text": "still there?"}).encode()
+        assert (await post(platform, http, hello, sign(hello)))[0] == 200
+        await asyncio.wait_for(double.arrived.wait(), 20)
+        assert json.loads(double.requests[0][3])["text"] == "hooks heard: still there?"
 
 
 def test_the_services_hold_no_code_for_the_channel() -> None:

@@ -112,8 +112,9 @@ class ComponentProviders:
         loaded = self.registry.get(channel.ctx, pack, component)
         if loaded is None:
             reason = self.registry.refusal(channel.ctx, pack, component)
-            raise RetryLater(f"provider component {channel.provider!r} is "
-                             + (f"refused: {reason}" if reason else "not loaded"))
+            state = f"refused: {reason}" if reason else "still loading" if \
+                self.registry.is_pending(channel.ctx, pack, component) else "not loaded"
+            raise RetryLater(f"provider component {channel.provider!r} is {state}")
         if loaded.world != "provider":
             raise DeadLetter(f"component {channel.provider!r} is a {loaded.world} component, "
                              "not a messaging provider")

@@ -192,7 +192,7 @@ class ExecutorService:
             ComponentEngine.shared(settings.component_cache_dir, settings.wasm_fuel),
             MemoryStateStore(),
             secrets if secrets is not None else secrets_from_settings(settings),
-            threads=settings.wasm_threads))
+            threads=settings.wasm_threads), worlds=frozenset({"seed", "node", "mcp"}))
         engine = FlowEngine()
         self.versions = PackVersions(engine, self.components, settings.pinned_versions_cached)
         engine.operations.update(component_operations(self.components,
