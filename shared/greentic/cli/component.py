@@ -37,7 +37,8 @@ def component() -> None:
 
 @component.command()
 @click.argument("name")
-@click.option("--world", type=click.Choice(["seed", "node", "mcp", "provider"]), default="seed",
+@click.option("--world", "--kind", "world", type=click.Choice(["seed", "node", "mcp", "provider"]),
+              default="seed",
               show_default=True, help="seed: execute(message); node: greentic:component@0.6.0 "
               "invoke(op, envelope); mcp: list-tools/call-tool; provider: a messaging provider "
               "(webhook in, requests out).")

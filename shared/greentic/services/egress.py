@@ -89,7 +89,8 @@ class EgressService(HopService):
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "skipped_duplicates": self.skipped_duplicates,
                 "rate_limited_wait_s": round(self.pacer.waited_s, 3),
-                **({"provider_component_failures": dict(self.providers.failures)}
+                **({"provider_components": len(self.providers.registry),
+                    "provider_component_failures": dict(self.providers.failures)}
                    if self.providers else {})}
 
     async def handle(self, msg: Msg) -> None:

@@ -151,5 +151,6 @@ class IngressService:
         return {"webchat_published": self._directline.published,
                 "webhook_published": self._webhooks.published,
                 "webhook_rejected": self._webhooks.rejected,
-                **({"provider_component_failures": dict(self.providers.failures)}
+                **({"provider_components": len(self.providers.registry),
+                    "provider_component_failures": dict(self.providers.failures)}
                    if self.providers else {})}
