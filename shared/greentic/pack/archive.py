@@ -115,18 +115,42 @@ def check_entry_name(name: str) -> None:
         raise PackError("path is not normalised (empty or '.' part)", entry=name)
 
 
-def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> dict[str, bytes]:
-    """The entries of a `.gtpack`, after structural checks; PackError names the entry."""
+def open_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> zipfile.ZipFile:
+    """The archive, or PackError when it is over the size limit or no ZIP at all."""
     if len(data) > limits.max_archive_bytes:
         raise PackError(f"archive is {len(data)} bytes, over the limit of "
                         f"{limits.max_archive_bytes}")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
             NotImplementedError) as exc:  # NotImplementedError: a ZIP version zipfile lacks
         raise PackError(f"not a ZIP archive: {exc}") from None
-    with archive:
-        infos = archive.infolist()
+
+
+def _check_method(info: zipfile.ZipInfo, deflated: bool) -> None:
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise PackError(f"declares {info.file_size} bytes but holds "
+                            f"{info.compress_size} (zip bomb or corrupt archive)",
+                            entry=info.filename)
+    elif not deflated:
+        raise PackError("compressed entry: .gtpack entries are stored (this also keeps a zip "
+                        "bomb from expanding)", entry=info.filename)
+    elif info.compress_type != zipfile.ZIP_DEFLATED:
+        raise PackError(f"compression method {info.compress_type} (Greentic packs are stored "
+                        "or deflated)", entry=info.filename)
+
+
+def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS, *,
+             deflated: bool = False) -> dict[str, bytes]:
+    """The entries of a `.gtpack`, after structural checks; PackError names the entry.
+
+    `deflated` reads Greentic's archives (greentic-pack `reader.rs` `read_archive_entries`):
+    deflated entries are allowed too — every declared size is checked against the limits
+    before anything is inflated, and nothing is inflated past its declared size — and
+    directory entries are skipped."""
+    with open_zip(data, limits) as archive:
+        infos = [info for info in archive.infolist() if not (deflated and info.is_dir())]
         if len(infos) > limits.max_entries:
             raise PackError(f"{len(infos)} entries, over the limit of {limits.max_entries}")
         seen: set[str] = set()
@@ -144,12 +168,7 @@ def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> dict[str, byte
                 raise PackError(f"not a regular file (type {kind:o})", entry=name)
             if info.flag_bits & 0x1:
                 raise PackError("encrypted entry", entry=name)
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise PackError("compressed entry: .gtpack entries are stored (this also "
-                                "keeps a zip bomb from expanding)", entry=name)
-            if info.file_size != info.compress_size:
-                raise PackError(f"declares {info.file_size} bytes but holds "
-                                f"{info.compress_size} (zip bomb or corrupt archive)", entry=name)
+            _check_method(info, deflated)
             total += info.file_size
             if total > limits.max_total_bytes:
                 raise PackError(f"entries add up to more than {limits.max_total_bytes} bytes "
@@ -160,10 +179,11 @@ def read_zip(data: bytes, limits: PackLimits = DEFAULT_LIMITS) -> dict[str, byte
                 with archive.open(info) as file:
                     content = file.read(info.file_size + 1)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError,
-                    NotImplementedError) as exc:  # e.g. flag bits of strong encryption
+                    NotImplementedError) as exc:  # strong encryption, a bad CRC, truncation
                 raise PackError(f"unreadable: {exc}", entry=info.filename) from None
             if len(content) != info.file_size:
-                raise PackError(f"declares {info.file_size} bytes but holds {len(content)} "
+                raise PackError(f"declares {info.file_size} bytes but holds "
+                                f"{'more' if len(content) > info.file_size else len(content)} "
                                 "(zip bomb or corrupt archive)", entry=info.filename)
             entries[info.filename] = content
     return entries

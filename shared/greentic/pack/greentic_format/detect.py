@@ -15,9 +15,8 @@ import zipfile
 from typing import Literal
 
 from greentic.errors import PackError
-from greentic.pack.archive import DEFAULT_LIMITS
+from greentic.pack.archive import DEFAULT_LIMITS, open_zip
 from greentic.pack.greentic_format.cbor import decode_cbor
-from greentic.pack.greentic_format.entries import open_zip
 
 PackFormat = Literal["greentic-py", "greentic-current", "greentic-legacy"]
 FORMAT_NAMES: dict[PackFormat, str] = {
