@@ -12,16 +12,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import nats
 import pytest
 from aiohttp import web
 from nacl.signing import SigningKey
 
-from greentic.bus.topology import HOPS
 from greentic.component.build import build
 from greentic.component.engine import ComponentEngine
 from greentic.hosting.launcher import free_port
@@ -29,6 +27,7 @@ from greentic.pack.archive import build_pack, sign_pack
 from greentic.pack.keys import format_public_key
 from tests.guests import BUILD_CACHE, COMPILE_CACHE
 from tests.integration.platform import Platform, make_platform
+from tests.integration.test_channels import ingress_count
 
 ROOT = Path(__file__).parents[2]
 PROVIDER = ROOT / "examples" / "providers" / "signed-webhook"
@@ -129,12 +128,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory, double_port: int) -> Iter
     running.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def sign(body: bytes) -> str:
     return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
@@ -147,14 +140,6 @@ async def post(platform: Platform, http: aiohttp.ClientSession, body: bytes,
     async with http.post(f"http://127.0.0.1:{platform.http_port}/webhooks/acme/support/"
                          f"{channel}", data=body, headers=headers) as answer:
         return answer.status, await answer.text()
-
-
-async def ingress_messages(platform: Platform) -> int:
-    nc = await nats.connect(platform.nats_url)
-    try:
-        return (await nc.jetstream().stream_info(HOPS["ingress"].stream)).state.messages
-    finally:
-        await nc.close()
 
 
 async def test_a_signed_webhook_reaches_the_flow_and_the_reply_leaves_as_rendered(
@@ -191,13 +176,13 @@ async def test_a_bad_signature_is_refused_before_anything_is_published(
         platform: Platform, http: aiohttp.ClientSession) -> None:
     body = json.dumps({"event_id": "ev-2", "conversation": "room-7", "user": "eve",
                        "text": "let me in"}).encode()
-    before = await ingress_messages(platform)
+    before = await ingress_count(platform)
     for signature in (None, "sha256=" + "0" * 64, sign(body + b" ")):
         status, text = await post(platform, http, body, signature)
         assert status == 401, text
     garbage = b"not json at all"
     assert (await post(platform, http, garbage, sign(garbage)))[0] == 400
-    assert await ingress_messages(platform) == before
+    assert await ingress_count(platform) == before
 
 
 async def test_a_misbehaving_provider_gets_its_webhook_a_502_and_the_others_keep_serving(
@@ -209,14 +194,14 @@ async def test_a_misbehaving_provider_gets_its_webhook_a_502_and_the_others_keep
         await asyncio.sleep(0.2)  # the deploy's components reach ingress within moments
     platform_failures = sum(platform.health("ingress").get("provider_component_failures",
                                                            {}).values())
-    before = await ingress_messages(platform)
+    before = await ingress_count(platform)
     for mode in HOSTILE_MODES:
         started = time.monotonic()
         status, text = await post(platform, http, body, None, channel=f"chaos-{mode}")
         assert status == 502, (mode, status, text)
         assert "'hooks/hostile' failed" in text, text
         assert time.monotonic() - started < 5, mode  # its 300 ms deadline, not a stall
-    assert await ingress_messages(platform) == before
+    assert await ingress_count(platform) == before
     failures = platform.health("ingress").get("provider_component_failures", {})
     assert sum(failures.values()) == platform_failures + len(HOSTILE_MODES), failures
     double = Double()
