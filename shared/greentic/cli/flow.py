@@ -9,17 +9,10 @@ import click
 from greentic.errors import FlowError
 from greentic.flow import FlowEngine, FlowSnapshot, PreparedFlow, check_flow, load_flow
 from greentic.flow.graph import to_dot, to_mermaid, to_svg
-from greentic.flow.sidecar import read_sidecar, sidecar_path
+from greentic.flow.sidecar import file_bindings
 from greentic.runner.operations import state_operations
 from greentic.state import MemoryStateStore
 from greentic.types import Envelope, TenantCtx, new_id
-
-
-def _bindings(path: Path) -> dict[str, str]:
-    sidecar = sidecar_path(path)
-    if not sidecar.exists():
-        return {}
-    return {node: entry.component() for node, entry in read_sidecar(sidecar).nodes.items()}
 
 
 @click.group()
@@ -36,7 +29,7 @@ def validate(files: tuple[Path, ...], strict: bool) -> None:
     failed = False
     for path in files:
         try:
-            bindings = _bindings(path)
+            bindings = file_bindings(path)
         except ValueError as exc:
             click.echo(f"{exc}", err=True)
             failed = True
@@ -110,7 +103,7 @@ def run(file: Path, inputs: tuple[str, ...], conversation: str) -> None:
     try:
         engine = FlowEngine(operations=state_operations(MemoryStateStore()))
         main = engine.prepare(load_flow(file.read_text(encoding="utf-8"), str(file),
-                                        bindings=_bindings(file)), "local")
+                                        bindings=file_bindings(file)), "local")
         flows = {**_sibling_flows(file, engine), main.flow.id: main}
         sys.exit(asyncio.run(_run(engine, main, flows, inputs, conversation)))
     except FlowError as exc:

@@ -4,14 +4,7 @@ from pathlib import Path
 
 from greentic.compat.verdict import Verdict
 from greentic.flow import check_flow
-from greentic.flow.sidecar import read_sidecar, sidecar_path
-
-
-def _bindings(path: Path) -> dict[str, str]:
-    sidecar = sidecar_path(path)
-    if not sidecar.exists():
-        return {}
-    return {node: entry.component() for node, entry in read_sidecar(sidecar).nodes.items()}
+from greentic.flow.sidecar import file_bindings
 
 
 def judge_flow(path: Path, root: Path) -> Verdict:
@@ -19,7 +12,7 @@ def judge_flow(path: Path, root: Path) -> Verdict:
     shown = str(path.relative_to(root))
     try:
         source = path.read_text(encoding="utf-8")
-        bindings = _bindings(path)
+        bindings = file_bindings(path)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return Verdict(shown, "flows", False, str(exc))
     flow, diagnostics = check_flow(source, shown, bindings=bindings)

@@ -36,6 +36,16 @@ def sidecar_path(flow_file: Path) -> Path:
     return flow_file.with_name(flow_file.name + ".resolve.json")
 
 
+def file_bindings(flow_file: Path) -> dict[str, str]:
+    """node id → what the flow's `.resolve.json` sidecar binds it to (a component id, else its
+    source path or reference), for a flow checked on its own; {} without a sidecar. Raises
+    ValueError naming the file."""
+    sidecar = sidecar_path(flow_file)
+    if not sidecar.exists():
+        return {}
+    return {node: entry.component() for node, entry in read_sidecar(sidecar).nodes.items()}
+
+
 def summary_path(flow_file: Path) -> Path:
     """`<flow>.ygtc.resolve.summary.json`: what `greentic-flow resolve` made of the sidecar."""
     return flow_file.with_name(flow_file.name + ".resolve.summary.json")
